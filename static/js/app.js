@@ -1,0 +1,72 @@
+// webchat's own script: composer keys and state, scrolling. Everything else is htmx.
+(function () {
+  "use strict";
+
+  function composer() { return document.getElementById("composer"); }
+
+  function streaming() {
+    return !!document.querySelector('.msg[data-status="streaming"], .msg[data-status="pending"]');
+  }
+
+  // The composer is disabled while a reply streams, and enabled again when it ends.
+  function syncComposer() {
+    var form = composer();
+    if (!form) return;
+    var busy = streaming();
+    form.querySelectorAll("textarea, button").forEach(function (el) { el.disabled = busy; });
+    if (!busy) {
+      var ta = form.querySelector("textarea");
+      if (ta && document.activeElement === document.body) ta.focus();
+    }
+  }
+
+  function grow(ta) {
+    ta.style.height = "auto";
+    ta.style.height = Math.min(ta.scrollHeight, window.innerHeight * 0.4) + "px";
+  }
+
+  var stick = true; // follow new text while the reader is at the bottom
+  function messages() { return document.getElementById("messages"); }
+  function atBottom(el) { return el.scrollHeight - el.scrollTop - el.clientHeight < 80; }
+  function scrollDown(force) {
+    var el = messages();
+    if (el && (force || stick)) el.scrollTop = el.scrollHeight;
+  }
+
+  document.addEventListener("keydown", function (e) {
+    var ta = e.target;
+    if (!(ta instanceof HTMLTextAreaElement) || !ta.closest("#composer")) return;
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      if (ta.value.trim() && !ta.disabled) ta.form.requestSubmit();
+    }
+  });
+  document.addEventListener("input", function (e) {
+    if (e.target instanceof HTMLTextAreaElement) grow(e.target);
+  });
+
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = composer();
+    if (form && e.detail.elt === form && e.detail.successful) {
+      var ta = form.querySelector("textarea");
+      ta.value = ""; grow(ta);
+      var err = document.getElementById("composer-error");
+      if (err) err.textContent = "";
+      scrollDown(true);
+    }
+  });
+  ["htmx:afterSettle", "htmx:sseMessage", "htmx:sseClose"].forEach(function (name) {
+    document.addEventListener(name, function () { syncComposer(); scrollDown(false); });
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var el = messages();
+    if (el) {
+      el.addEventListener("scroll", function () { stick = atBottom(el); });
+      if (!location.hash) scrollDown(true);
+    }
+    var ta = composer() && composer().querySelector("textarea");
+    if (ta) grow(ta);
+    syncComposer();
+  });
+})();

@@ -1,0 +1,69 @@
+"""webchat: a Flask server-rendered chat web app that stores every message as it streams."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: configuration, extensions, blueprints and CLI commands.
+
+    ``test_config`` (tests only) replaces the instance config file and the environment.
+    """
+    if test_config is None:
+        load_dotenv(ROOT / ".env")
+    app = Flask(
+        __name__,
+        instance_path=(test_config or {}).get("INSTANCE_PATH")
+        or os.environ.get("WEBCHAT_INSTANCE_PATH")
+        or str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    from . import cli, config, errors, providers, templating
+    from . import db as dbsetup
+    from .extensions import csrf, db, htmx, login_manager, migrate
+    from .streaming import notify, runs
+
+    config.load_config(app, test_config)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to see your conversations."
+    csrf.init_app(app)
+    htmx.init_app(app)
+    with app.app_context():
+        dbsetup.configure_engine(db.engine)
+    providers.init_app(app)
+    notify.init_app(app)
+    errors.init_app(app)
+    templating.init_app(app)
+
+    from .auth import bp as auth_bp
+    from .conversations import bp as conversations_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(conversations_bp)
+    cli.init_app(app)
+
+    if app.config["REAPER_INTERVAL_MS"]:
+        _start_reaper_once(app, runs.start_reaper)
+    return app
+
+
+def _start_reaper_once(app: Flask, start) -> None:
+    """Start this process's reaper at its first request (after gunicorn forks, not before)."""
+    started: dict[str, int] = {}
+
+    @app.before_request
+    def _ensure_reaper() -> None:
+        if started.get("pid") != os.getpid():
+            started["pid"] = os.getpid()
+            start(app)

@@ -1,0 +1,75 @@
+"""Sign up, sign in and sign out pages."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ..errors import InvalidInput
+from ..extensions import db, login_manager
+from ..models import User
+from . import services
+from .forms import SignInForm, SignUpForm
+
+bp = Blueprint("auth", __name__)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    """Flask-Login's loader: the user of the session cookie."""
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def _next_url() -> str:
+    target = request.args.get("next", "")
+    parts = urlsplit(target)
+    if target.startswith("/") and not parts.netloc and not parts.scheme:
+        return target
+    return url_for("conversations.index")
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup():
+    """Create an account (the first one is the admin) and sign in."""
+    if not services.signup_open():
+        abort(403, "Sign-up is closed on this server; ask its operator for an account.")
+    form = SignUpForm()
+    if form.validate_on_submit():
+        try:
+            user = services.create_user(form.email.data, form.password.data)
+        except InvalidInput as exc:
+            db.session.rollback()
+            getattr(form, exc.field or "email").errors.append(exc.message)
+        else:
+            db.session.commit()
+            login_user(user, remember=True)
+            return redirect(url_for("conversations.index"))
+    status = 400 if form.errors else 200
+    return render_template("auth/signup.html", form=form), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign in with email and password."""
+    if current_user.is_authenticated:
+        return redirect(url_for("conversations.index"))
+    form = SignInForm()
+    if form.validate_on_submit():
+        user = services.authenticate(form.email.data, form.password.data)
+        if user is not None:
+            login_user(user, remember=form.remember.data)
+            return redirect(_next_url())
+        form.password.errors.append("Wrong email or password.")
+    status = 400 if form.errors else 200
+    return render_template("auth/login.html", form=form, signup_open=services.signup_open()), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    """Sign out."""
+    logout_user()
+    flash("You are signed out.")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,83 @@
+"""Configuration: defaults, then ``instance/config.py``, then ``WEBCHAT_*`` environment variables.
+
+The order follows Flask's own advice (``from_object`` → ``from_pyfile`` → ``from_prefixed_env``).
+A plain ``DATABASE_URL`` is honoured when ``WEBCHAT_DATABASE_URL`` is unset, and the secret key is
+generated once into ``instance/secret_key`` when none is configured, so no secret is in the code.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+
+class Defaults:
+    """Built-in defaults: the embedded setup (SQLite in the instance folder, demo model)."""
+
+    DATABASE_URL: str | None = None  # None → sqlite:///<instance>/webchat.sqlite3
+    REDIS_URL: str | None = None  # None → in-process notifications
+    ALLOW_SIGNUP = True  # the first account can always sign up; this gates the rest
+    MAX_MESSAGE_CHARS = 100_000  # characters in one user message
+    MAX_CONTENT_LENGTH = 4 * 1024 * 1024  # bytes in one request body (Flask's own limit)
+    DEFAULT_MODEL = "demo/echo"
+    DEMO_DELAY_MS = 40  # delay between two demo-model words, in ms
+    FLUSH_INTERVAL_MS = 100  # at most this long between a delta arriving and being durable
+    HEARTBEAT_INTERVAL_MS = 2_000  # an active run touches its heartbeat at least this often
+    STALE_RUN_AFTER_MS = 15_000  # a run whose heartbeat is older than this is interrupted
+    REAPER_INTERVAL_MS = 10_000  # how often each process looks for stale runs
+    PROVIDER_TIMEOUT_MS = 120_000  # a provider silent for this long fails the run
+    STREAM_POLL_MS = 1_000  # an idle stream re-reads the database at least this often
+    SSE_HEARTBEAT_MS = 15_000  # comment line on an idle stream, against proxy time-outs
+    PAGE_SIZE = 50  # messages per page in the conversation view
+    SIDEBAR_PAGE_SIZE = 50  # conversations per page in the sidebar
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+
+
+def normalize_database_url(url: str) -> str:
+    """Return ``url`` with a PostgreSQL scheme pinned to the psycopg 3 driver.
+
+    ``postgres://`` and ``postgresql://`` (as Heroku-style ``DATABASE_URL`` values give them) become
+    ``postgresql+psycopg://``; other URLs are returned unchanged.
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _secret_key(instance: Path) -> str:
+    """Read ``instance/secret_key``, creating it (32 random bytes, hex) on first use."""
+    path = instance / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def load_config(app: Flask, test_config: dict | None = None) -> None:
+    """Fill ``app.config`` from defaults, the instance folder, the environment and ``test_config``.
+
+    ``test_config`` (a dict, from tests) replaces the instance file and the environment entirely.
+    """
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    app.config.from_object(Defaults)
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env("WEBCHAT")
+        if not app.config.get("DATABASE_URL") and os.environ.get("DATABASE_URL"):
+            app.config["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    else:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(instance)
+    url = app.config.get("DATABASE_URL") or f"sqlite:///{instance / 'webchat.sqlite3'}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(url)

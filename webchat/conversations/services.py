@@ -1,0 +1,215 @@
+"""What the conversation pages (and the API) do: find a user's rows, create, send, page.
+
+Every function that reads a user's data filters by the user here, in :func:`owned_conversation`
+and :func:`owned_message`; another user's row is "not found". Functions flush; the caller commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select, tuple_
+
+from ..errors import InvalidInput
+from ..extensions import db
+from ..models import Conversation, Message, Role, Run, Status, User, new_id, utcnow
+from ..providers import available_models
+from ..streaming import runs
+from ..streaming.store import next_timestamp
+
+TITLE_CHARS = 60
+
+
+class NotFound(LookupError):
+    """No such row for this user (missing, deleted, or someone else's)."""
+
+
+def owned_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation:
+    """The user's conversation (not in Trash). Raises :class:`NotFound`."""
+    try:
+        cid = (
+            conversation_id
+            if isinstance(conversation_id, uuid.UUID)
+            else uuid.UUID(conversation_id)
+        )
+    except ValueError:
+        raise NotFound(conversation_id) from None
+    conversation = db.session.scalars(
+        select(Conversation).where(
+            Conversation.id == cid,
+            Conversation.user_id == user.id,
+            Conversation.deleted_at.is_(None),
+        )
+    ).first()
+    if conversation is None:
+        raise NotFound(conversation_id)
+    return conversation
+
+
+def owned_message(user: User, message_id: uuid.UUID | str) -> Message:
+    """A message of one of the user's conversations. Raises :class:`NotFound`."""
+    try:
+        mid = message_id if isinstance(message_id, uuid.UUID) else uuid.UUID(message_id)
+    except ValueError:
+        raise NotFound(message_id) from None
+    message = db.session.scalars(
+        select(Message)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Message.id == mid,
+            Conversation.user_id == user.id,
+            Conversation.deleted_at.is_(None),
+        )
+    ).first()
+    if message is None:
+        raise NotFound(message_id)
+    return message
+
+
+def validate_model(model: str | None) -> str | None:
+    """``model`` if it is offered by a configured provider (None passes). Raises InvalidInput."""
+    if model is None:
+        return None
+    if model not in available_models():
+        raise InvalidInput(f"Unknown model {model!r}.", field="model")
+    return model
+
+
+def create_conversation(
+    user: User,
+    *,
+    title: str | None = None,
+    model: str | None = None,
+    system_prompt: str | None = None,
+    meta: dict | None = None,
+) -> Conversation:
+    """A new empty conversation of ``user`` (flush only)."""
+    now = utcnow()
+    conversation = Conversation(
+        id=new_id(),
+        user_id=user.id,
+        title=(title or "New chat").strip()[:200] or "New chat",
+        model=validate_model(model) or current_app.config["DEFAULT_MODEL"],
+        system_prompt=system_prompt or None,
+        meta=meta or {},
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(conversation)
+    db.session.flush()
+    return conversation
+
+
+def validate_content(content: str | None) -> str:
+    """The message text, or :class:`InvalidInput`: empty (400) or over ``MAX_MESSAGE_CHARS``
+    characters (413)."""
+    limit = current_app.config["MAX_MESSAGE_CHARS"]
+    if content is None or not content.strip():
+        raise InvalidInput("Write a message first: it is empty.", field="content")
+    if len(content) > limit:
+        raise InvalidInput(
+            f"The message is {len(content):,} characters long; the limit is {limit:,}.",
+            field="content",
+            status=413,
+        )
+    return content
+
+
+def last_message(conversation: Conversation) -> Message | None:
+    """The newest message of the conversation (one indexed row, whatever its length)."""
+    return db.session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation.id)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+    ).first()
+
+
+def has_active_reply(conversation: Conversation) -> bool:
+    """True while a reply of the conversation is pending or streaming."""
+    return (
+        db.session.scalars(
+            select(Run.id)
+            .where(Run.conversation_id == conversation.id, Run.status.in_(Status.ACTIVE))
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def send_message(
+    conversation: Conversation, content: str | None, model: str | None = None
+) -> tuple[Message, Run]:
+    """Store the user's message and a pending reply to it; returns both (flush only).
+
+    Commit, then :func:`webchat.streaming.runs.launch` the run. Raises :class:`InvalidInput`.
+    The conversation's title is taken from its first message (first ~60 characters).
+    """
+    content = validate_content(content)
+    model = validate_model(model) or conversation.model
+    parent = last_message(conversation)
+    now = next_timestamp(parent.created_at if parent else None)
+    message = Message(
+        id=new_id(),
+        conversation_id=conversation.id,
+        parent_id=parent.id if parent else None,
+        role=Role.USER,
+        content=content,
+        status=Status.COMPLETE,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(message)
+    if parent is None and conversation.title == "New chat":
+        conversation.title = title_from(content)
+    conversation.updated_at = now
+    db.session.flush()
+    run = runs.start(conversation, message, model)
+    return message, run
+
+
+def title_from(content: str) -> str:
+    """A title from the first ~60 characters of ``content``, cut at a word boundary."""
+    text = " ".join(content.split())
+    if len(text) <= TITLE_CHARS:
+        return text
+    cut = text[:TITLE_CHARS].rsplit(" ", 1)[0] or text[:TITLE_CHARS]
+    return cut + "…"
+
+
+def page_of_messages(
+    conversation: Conversation,
+    *,
+    before: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> tuple[list[Message], bool]:
+    """Up to ``limit`` messages older than ``before`` (keyset on ``(created_at, id)``), oldest
+    first, and whether older ones remain. ``before=None`` gives the newest page."""
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    if before is not None:
+        query = query.where(tuple_(Message.created_at, Message.id) < before)
+    rows = db.session.scalars(
+        query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)
+    ).all()
+    has_more = len(rows) > limit
+    return list(reversed(rows[:limit])), has_more
+
+
+def sidebar(user: User, limit: int = 50) -> list[Conversation]:
+    """The user's conversations for the sidebar: pinned first, then newest activity first."""
+    return list(
+        db.session.scalars(
+            select(Conversation)
+            .where(
+                Conversation.user_id == user.id,
+                Conversation.deleted_at.is_(None),
+                Conversation.archived_at.is_(None),
+            )
+            .order_by(
+                Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id.desc()
+            )
+            .limit(limit)
+        )
+    )

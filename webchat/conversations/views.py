@@ -1,0 +1,186 @@
+"""Conversation pages: the new-chat page, a conversation, sending, its stream, stop and retry."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from .. import htmx
+from ..errors import InvalidInput
+from ..extensions import db
+from ..models import Message
+from ..providers import available_models
+from ..streaming import runs, sse
+from . import services
+from .formats import HtmlStreamFormat
+from .services import NotFound
+
+bp = Blueprint("conversations", __name__)
+
+
+def _conversation_or_404(conversation_id: str):
+    try:
+        return services.owned_conversation(current_user, conversation_id)
+    except NotFound:
+        abort(404, "No such conversation.")
+
+
+def _message_or_404(message_id: str):
+    try:
+        return services.owned_message(current_user, message_id)
+    except NotFound:
+        abort(404, "No such message.")
+
+
+def _composer_error(exc: InvalidInput, content: str | None, conversation=None):
+    """The composer again with the error inline (for htmx, retargeted at the composer)."""
+    html = render_template(
+        "conversations/_composer.html",
+        conversation=conversation,
+        error=exc.message,
+        content=content,
+        models=available_models(),
+    )
+    response = make_response(html, exc.status)
+    if request.htmx:
+        htmx.retarget(response, "#composer", "outerHTML")
+    return response
+
+
+@bp.get("/")
+@login_required
+def index():
+    """The new-chat page: a welcome state and the composer."""
+    return render_template(
+        "conversations/new.html",
+        conversations=services.sidebar(current_user),
+        models=available_models(),
+    )
+
+
+@bp.post("/c")
+@login_required
+def create():
+    """Start a conversation with its first message, then open it."""
+    content = request.form.get("content")
+    try:
+        conversation = services.create_conversation(current_user, model=request.form.get("model"))
+        _message, run = services.send_message(conversation, content)
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _composer_error(exc, content)
+    db.session.commit()
+    runs.launch(run.id)
+    url = url_for(".show", conversation_id=conversation.id)
+    if request.htmx:
+        return htmx.redirect(make_response("", 204), url)
+    return redirect(url, 303)
+
+
+@bp.get("/c/<conversation_id>")
+@login_required
+def show(conversation_id: str):
+    """A conversation: its newest page of messages and the composer."""
+    conversation = _conversation_or_404(conversation_id)
+    messages, has_more = services.page_of_messages(
+        conversation, limit=current_app.config["PAGE_SIZE"]
+    )
+    response = make_response(
+        render_template(
+            "conversations/show.html",
+            conversation=conversation,
+            messages=messages,
+            has_more=has_more,
+            streaming=services.has_active_reply(conversation),
+            conversations=services.sidebar(current_user),
+            models=available_models(),
+        )
+    )
+    return htmx.vary(response)
+
+
+@bp.post("/c/<conversation_id>/messages")
+@login_required
+def send(conversation_id: str):
+    """Store a message and its pending reply; htmx gets both bubbles, the reply streaming."""
+    conversation = _conversation_or_404(conversation_id)
+    content = request.form.get("content")
+    try:
+        if services.has_active_reply(conversation):
+            raise InvalidInput(
+                "Wait for the reply to finish, or stop it, before sending.", status=409
+            )
+        message, run = services.send_message(conversation, content, request.form.get("model"))
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _composer_error(exc, content, conversation)
+    db.session.commit()
+    runs.launch(run.id)
+    if not request.htmx:
+        return redirect(url_for(".show", conversation_id=conversation.id), 303)
+    reply = db.session.get(Message, run.message_id)
+    return render_template(
+        "conversations/_turn.html", message=message, run=run, reply_messages=[reply]
+    )
+
+
+@bp.get("/m/<message_id>/stream")
+@login_required
+def stream(message_id: str):
+    """The reply's run as Server-Sent Events (HTML payloads for htmx-ext-sse)."""
+    message = _message_or_404(message_id)
+    if message.run_id is None:
+        abort(404, "This message has no stream.")
+    run_id = message.run_id
+    app = current_app._get_current_object()
+    last_event_id = request.headers.get("Last-Event-ID")
+    db.session.remove()  # hold no connection while the stream is open
+    return current_app.response_class(
+        stream_with_context(sse.follow(app, run_id, HtmlStreamFormat(), last_event_id)),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@bp.post("/m/<message_id>/cancel")
+@login_required
+def cancel(message_id: str):
+    """Stop the reply's run; its partial text is kept."""
+    message = _message_or_404(message_id)
+    if message.run_id is not None:
+        runs.cancel(message.run_id)
+    if request.htmx:
+        return "", 204
+    return redirect(url_for(".show", conversation_id=message.conversation_id), 303)
+
+
+@bp.post("/m/<message_id>/retry")
+@login_required
+def retry(message_id: str):
+    """Generate a new reply to the message a failed or stopped reply answered."""
+    message = _message_or_404(message_id)
+    conversation = _conversation_or_404(str(message.conversation_id))
+    try:
+        if services.has_active_reply(conversation):
+            raise ValueError("a reply is still streaming")
+        run = runs.retry(message)
+    except ValueError as exc:
+        db.session.rollback()
+        abort(400, f"This reply can't be retried: {exc}.")
+    conversation.updated_at = run.created_at
+    db.session.commit()
+    runs.launch(run.id)
+    if not request.htmx:
+        return redirect(url_for(".show", conversation_id=conversation.id), 303)
+    reply = db.session.get(Message, run.message_id)
+    return render_template("conversations/_reply.html", run=run, messages=[reply])

@@ -1,0 +1,217 @@
+"""Database models: users, conversations, messages (one row each), runs and API tokens.
+
+SQLAlchemy 2.x typed mappings. Every timestamp is stored as naive UTC and read back as an aware UTC
+``datetime`` (:class:`UTCDateTime`), so SQLite and PostgreSQL behave the same. Primary keys of
+conversations, messages and runs are UUIDv7 (time-ordered, RFC 9562), which keeps index inserts
+local and breaks ties between equal ``created_at`` values in creation order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import uuid6
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Role:
+    """Message roles, as in the OpenAI and Anthropic message formats."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+    ALL = (USER, ASSISTANT, SYSTEM, TOOL)
+
+
+class Status:
+    """Message and run statuses. ``pending → streaming → complete``, or one of the endings."""
+
+    PENDING = "pending"
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    ACTIVE = (PENDING, STREAMING)
+    FINAL = (COMPLETE, ERROR, CANCELLED, INTERRUPTED)
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC ``datetime`` (microsecond resolution)."""
+    return datetime.now(UTC)
+
+
+def new_id() -> uuid.UUID:
+    """A new UUIDv7 (RFC 9562): time-ordered, monotonic within this process."""
+    return uuid.UUID(int=uuid6.uuid7().int)
+
+
+class UTCDateTime(TypeDecorator):
+    """A ``DateTime`` stored as naive UTC and returned as aware UTC on every database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; webchat stores aware UTC datetimes only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class User(UserMixin, db.Model):
+    """A person who signs in. The first user created is the admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        """Store a salted hash of ``password`` (werkzeug's scrypt), never the password."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """True when ``password`` matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+
+class Conversation(db.Model):
+    """A conversation of one user: its title, model, system prompt and organising flags."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200), default="New chat")
+    model: Mapped[str] = mapped_column(String(200), default="demo/echo")
+    system_prompt: Mapped[str | None] = mapped_column(Text, default=None)
+    meta: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class Message(db.Model):
+    """One message of a conversation: user, assistant, system or tool.
+
+    ``content`` grows by appended deltas while ``status`` is ``streaming``; only
+    :mod:`webchat.streaming.store` writes an assistant reply's content and status.
+    ``content_html`` is the sanitized rendering, stored once the message is final.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_conversation_created", "conversation_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True, default=None
+    )
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL", use_alter=True, name="fk_messages_run_id_runs"),
+        index=True,
+        default=None,
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text, default="")
+    content_html: Mapped[str | None] = mapped_column(Text, default=None)
+    tool_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    tool_call: Mapped[Any | None] = mapped_column(JSONType, default=None)
+    tool_result: Mapped[Any | None] = mapped_column(JSONType, default=None)
+    status: Mapped[str] = mapped_column(String(16), default=Status.COMPLETE)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    meta: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_active(self) -> bool:
+        """True while the message is pending or streaming."""
+        return self.status in Status.ACTIVE
+
+
+class Run(db.Model):
+    """One generation of a reply: it belongs to no request, and outlives every connection.
+
+    A run answers ``user_message_id``; its first reply message is ``message_id``; tool calls and
+    tool results it produces are further messages carrying its ``run_id``. ``heartbeat_at`` is
+    touched while it works; the reaper interrupts runs whose heartbeat is stale.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True, default=None
+    )
+    user_message_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), default=None
+    )
+    model: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class ApiToken(db.Model):
+    """A per-user API token. Only its SHA-256 is stored; the token is shown once at creation."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    user: Mapped[User] = relationship()

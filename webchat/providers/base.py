@@ -1,0 +1,100 @@
+"""The provider interface: conversation history in, a stream of typed events out.
+
+A provider is one module with a class that implements :class:`Provider`. ``stream()`` yields
+:data:`Event` values in the order the upstream produced them and ends after a :class:`Finish`
+(or raises :class:`ProviderError`). Text arrives as :class:`TextDelta`; a tool call is yielded
+once, fully assembled from its fragments, as :class:`ToolCall`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of the history sent to a provider.
+
+    ``role`` is user, assistant, system or tool. An assistant message may carry ``tool_call``
+    (``{"id", "name", "arguments"}``, arguments a dict); a tool message carries ``tool_call_id``
+    and its ``content`` is the tool result as text.
+    """
+
+    role: str
+    content: str
+    tool_call: dict[str, Any] | None = None
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of reply text, in characters as the upstream sent them."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A complete tool call: upstream id, tool name and parsed JSON arguments."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage of one upstream response (input = prompt, output = completion tokens)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The upstream ended the response; ``reason`` as it named it (stop, length, tool_calls…)."""
+
+    reason: str = "stop"
+
+
+Event = TextDelta | ToolCall | Usage | Finish
+
+
+class ProviderError(Exception):
+    """The upstream failed: ``message`` is readable text for the person; never holds secrets."""
+
+
+class Provider(Protocol):
+    """A source of replies. ``name`` is the part of a model id before the first slash."""
+
+    name: str
+
+    def models(self) -> list[str]:
+        """The model names (without the provider prefix) this provider offers now."""
+        ...
+
+    def stream(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[dict[str, Any]] = (),
+    ) -> Iterator[Event]:
+        """Yield the events of one response to ``messages`` from ``model``.
+
+        ``tools`` are JSON-schema tool definitions (``{"name", "description", "parameters"}``).
+        Raises :class:`ProviderError` on any upstream failure.
+        """
+        ...
+
+
+def split_model_id(model_id: str) -> tuple[str, str]:
+    """Split ``"provider/model"`` at the first slash: ``"openai/llama3.1:8b"`` → ``("openai",
+    "llama3.1:8b")``. Raises ``ValueError`` when there is no slash or either side is empty."""
+    provider, sep, model = model_id.partition("/")
+    if not sep or not provider or not model:
+        raise ValueError(f"model id {model_id!r} is not of the form provider/model")
+    return provider, model

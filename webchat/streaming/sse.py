@@ -1,0 +1,259 @@
+"""The text/event-stream writer: follow a run's stored messages and send them as SSE events.
+
+Format: the "Server-sent events" section of the HTML Living Standard. Each event has an ``event:``
+name, an ``id:`` and one ``data:`` line per line of its payload. Event ids are cursors
+``<message-uuid>:<offset>`` (characters of that message's content already sent) or
+``<message-uuid>:end`` (that message sent whole, tool block included), so a reconnect with
+``Last-Event-ID`` resumes exactly. Streams start with a comment (so proxies flush), send a
+``: ping`` comment after ``SSE_HEARTBEAT_MS`` of silence, and end after ``done``.
+
+The stream reads only the database; notifications just wake it early (see :mod:`.notify`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flask import Flask
+from sqlalchemy import case, func, select
+
+from ..extensions import db
+from ..models import Message, Role, Run, Status
+
+END = "end"
+
+
+def format_event(data: str, event: str | None = None, id: str | None = None) -> str:
+    """One SSE event as text: ``event:``, ``id:``, then a ``data:`` line per line of ``data``.
+
+    Raises ``ValueError`` if ``event`` or ``id`` contain a line break (they would split the event).
+    """
+    lines = []
+    for name, value in (("event", event), ("id", id)):
+        if value is not None:
+            if "\n" in value or "\r" in value:
+                raise ValueError(f"SSE {name} must be one line")
+            lines.append(f"{name}: {value}")
+    for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        lines.append(f"data: {line}")
+    return "\n".join(lines) + "\n\n"
+
+
+def comment(text: str = "") -> str:
+    """An SSE comment line, ignored by clients; keeps proxies and idle connections alive."""
+    return f": {text}\n\n"
+
+
+@dataclass
+class StoredMessage:
+    """A run's message as the stream reads it; ``text`` is its content from the cursor on."""
+
+    id: uuid.UUID
+    role: str
+    status: str
+    text: str
+    start: int  # character offset of ``text`` within the content
+    tool_name: str | None
+    tool_call: Any
+    tool_result: Any
+    error: str | None
+
+    @property
+    def final(self) -> bool:
+        return self.status in Status.FINAL
+
+
+@dataclass
+class Cursor:
+    """How far a client has got: a message and a character offset, or ``None`` = that message
+    is sent whole."""
+
+    message_id: uuid.UUID
+    offset: int | None
+
+    def __str__(self) -> str:
+        return f"{self.message_id}:{END if self.offset is None else self.offset}"
+
+    @classmethod
+    def parse(cls, value: str | None) -> Cursor | None:
+        """Parse a ``Last-Event-ID``; None for a missing or malformed one (start over)."""
+        if not value:
+            return None
+        mid, _, off = value.strip().rpartition(":")
+        try:
+            return cls(uuid.UUID(mid), None if off == END else int(off))
+        except ValueError:
+            return None
+
+
+class StreamFormat(Protocol):
+    """How a stream renders its events: HTML fragments for htmx, JSON for programs."""
+
+    def snapshot(self, run_id: uuid.UUID) -> str | None:
+        """Payload of a first ``snapshot`` event with everything stored, or None to replay."""
+
+    def delta(self, message: StoredMessage, text: str) -> str:
+        """Payload of a ``delta`` event carrying ``text`` of ``message``."""
+
+    def tool_call(self, message: StoredMessage) -> str:
+        """Payload of a ``tool_call`` event."""
+
+    def tool_result(self, message: StoredMessage) -> str:
+        """Payload of a ``tool_result`` event."""
+
+    def error(self, run_id: uuid.UUID, text: str) -> str:
+        """Payload of an ``error`` event with readable ``text``."""
+
+    def done(self, run_id: uuid.UUID) -> str:
+        """Payload of the closing ``done`` event."""
+
+
+def _read(run_id: uuid.UUID, cursor: Cursor | None, sent: set[uuid.UUID]) -> tuple[Run, list]:
+    run = db.session.get(Run, run_id)
+    assert run is not None
+    start = 1
+    if cursor is not None and cursor.offset is not None:
+        start = case((Message.id == cursor.message_id, cursor.offset + 1), else_=1)
+    query = (
+        select(
+            Message.id,
+            Message.role,
+            Message.status,
+            func.substr(Message.content, start),
+            Message.tool_name,
+            Message.tool_call,
+            Message.tool_result,
+            Message.error,
+        )
+        .where(Message.run_id == run_id)
+        .order_by(Message.created_at, Message.id)
+    )
+    if sent:
+        query = query.where(Message.id.not_in(sent))
+    rows = db.session.execute(query).all()
+    out = []
+    for row in rows:
+        offset = cursor.offset if cursor and row[0] == cursor.message_id and cursor.offset else 0
+        out.append(StoredMessage(row[0], row[1], row[2], row[3] or "", offset, *row[4:]))
+    return run, out
+
+
+def follow(
+    app: Flask,
+    run_id: uuid.UUID,
+    fmt: StreamFormat,
+    last_event_id: str | None = None,
+) -> Iterator[str]:
+    """Yield the SSE text of run ``run_id`` from ``last_event_id`` (or the start) to its end.
+
+    Each database read runs in an app context of its own, so no session or connection is held
+    between reads. Wrap it in ``stream_with_context`` when the format renders templates that need
+    the request (``url_for``, ``csrf_token``). Ends after the ``done`` event (preceded by
+    ``error`` for a failed run).
+    """
+    poll_s = app.config["STREAM_POLL_MS"] / 1000
+    ping_s = app.config["SSE_HEARTBEAT_MS"] / 1000
+    cursor = Cursor.parse(last_event_id)
+    sent: set[uuid.UUID] = set()
+    yield "retry: 1000\n" + comment("stream of run " + str(run_id))
+    last_sent = time.monotonic()
+    with app.extensions["webchat.notifier"].subscribe(str(run_id)) as sub:
+        first = True
+        while True:
+            seen = sub.version
+            out: list[str] = []
+            with app.app_context():
+                if first:
+                    first = False
+                    snap = fmt.snapshot(run_id)
+                    if snap is not None:
+                        run, messages = _read(run_id, None, sent)
+                        cursor = _cursor_at_end(messages)
+                        sent.update(m.id for m in messages if m.final)
+                        out.append(format_event(snap, "snapshot", str(cursor) if cursor else None))
+                        if cursor and cursor.offset is None:
+                            cursor = None
+                    elif cursor is not None:
+                        sent.update(_sent_before(run_id, cursor))
+                run, messages = _read(run_id, cursor, sent)
+                run_final, run_error = run.status in Status.FINAL, run.error
+                for message in messages:
+                    events, cursor = _events_for(fmt, message, cursor)
+                    out.extend(events)
+                    if cursor is not None and cursor.offset is not None:
+                        break  # wait for more of this message
+                    sent.add(message.id)
+                    cursor = None
+                if run_final and (cursor is None or all(m.final for m in messages)):
+                    if run_error and run.status == Status.ERROR:
+                        out.append(format_event(fmt.error(run_id, run_error), "error"))
+                    out.append(format_event(fmt.done(run_id), "done", _done_id(run_id)))
+            if out:
+                yield "".join(out)
+                last_sent = time.monotonic()
+                if out[-1].startswith("event: done"):
+                    return
+            elif not sub.wait(seen, poll_s) and time.monotonic() - last_sent >= ping_s:
+                yield comment("ping")
+                last_sent = time.monotonic()
+
+
+def _events_for(
+    fmt: StreamFormat, message: StoredMessage, cursor: Cursor | None
+) -> tuple[list[str], Cursor | None]:
+    """Events for what is new in ``message``; returns them and the cursor after them
+    (offset None once the message is sent whole)."""
+    out = []
+    offset = cursor.offset if cursor and cursor.message_id == message.id else 0
+    offset = offset or 0
+    if message.role != Role.TOOL and message.text:
+        offset = message.start + len(message.text)
+        out.append(
+            format_event(fmt.delta(message, message.text), "delta", f"{message.id}:{offset}")
+        )
+    if not message.final:
+        return out, Cursor(message.id, offset)
+    end_id = f"{message.id}:{END}"
+    if message.role == Role.TOOL:
+        out.append(format_event(fmt.tool_result(message), "tool_result", end_id))
+    elif message.tool_call:
+        out.append(format_event(fmt.tool_call(message), "tool_call", end_id))
+    return out, Cursor(message.id, None)
+
+
+def _cursor_at_end(messages: list[StoredMessage]) -> Cursor | None:
+    if not messages:
+        return None
+    last = messages[-1]
+    if last.final:
+        return Cursor(last.id, None)
+    return Cursor(last.id, len(last.text))
+
+
+def _sent_before(run_id: uuid.UUID, cursor: Cursor) -> list[uuid.UUID]:
+    """Ids of the run's messages before the cursor's message (and it too, when sent whole)."""
+    ids = list(
+        db.session.scalars(
+            select(Message.id)
+            .where(Message.run_id == run_id)
+            .order_by(Message.created_at, Message.id)
+        )
+    )
+    if cursor.message_id not in ids:
+        return []
+    index = ids.index(cursor.message_id)
+    return ids[: index + (1 if cursor.offset is None else 0)]
+
+
+def _done_id(run_id: uuid.UUID) -> str:
+    last = db.session.scalars(
+        select(Message.id)
+        .where(Message.run_id == run_id)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+    ).first()
+    return f"{last}:{END}"

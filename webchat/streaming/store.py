@@ -1,0 +1,264 @@
+"""The only writer of a reply: creates it, appends its deltas, finishes or fails it.
+
+Every function here is one short transaction that commits and then wakes the run's readers through
+:mod:`webchat.streaming.notify`. Appends are SQL ``content = content || :delta`` updates, so a write
+costs the same whatever the reply's or the conversation's length. The run executor batches deltas
+(see :class:`DeltaBuffer`) so a run writes at most once per ``FLUSH_INTERVAL_MS``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from ..db import begin_write
+from ..extensions import db
+from ..models import Conversation, Message, Role, Run, Status, new_id, utcnow
+from ..rendering import render_markdown
+from .notify import notifier
+
+
+def next_timestamp(previous: datetime | None) -> datetime:
+    """Now, or 1 µs after ``previous`` if the clock has not moved past it.
+
+    Messages of a conversation are ordered by ``(created_at, id)``; this keeps a child strictly
+    after its parent even when two rows are written within one clock tick.
+    """
+    now = utcnow()
+    if previous is not None and now <= previous:
+        return previous + timedelta(microseconds=1)
+    return now
+
+
+def create_reply(conversation: Conversation, user_message: Message, model: str) -> Run:
+    """Add a pending assistant message answering ``user_message`` and the run that will write it.
+
+    Flushes only; the caller commits (the user message and the placeholder land in one
+    transaction) and then calls :func:`webchat.streaming.runs.launch`.
+    """
+    run = Run(
+        id=new_id(),
+        conversation_id=conversation.id,
+        user_message_id=user_message.id,
+        model=model,
+        status=Status.PENDING,
+    )
+    db.session.add(run)
+    db.session.flush()
+    message = Message(
+        id=new_id(),
+        conversation_id=conversation.id,
+        parent_id=user_message.id,
+        run_id=run.id,
+        role=Role.ASSISTANT,
+        content="",
+        status=Status.PENDING,
+        meta={"model": model},
+        created_at=next_timestamp(user_message.created_at),
+    )
+    message.updated_at = message.created_at
+    db.session.add(message)
+    db.session.flush()
+    run.message_id = message.id
+    db.session.flush()
+    return run
+
+
+def _commit_and_wake(run_id: uuid.UUID) -> None:
+    db.session.commit()
+    notifier().publish(str(run_id))
+
+
+def start_run(run_id: uuid.UUID, worker: str) -> bool:
+    """Mark a pending run as running by ``worker``; False if it was cancelled or taken already."""
+    begin_write()
+    now = utcnow()
+    taken = db.session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == Status.PENDING, Run.cancel_requested.is_(False))
+        .values(status=Status.STREAMING, worker=worker, heartbeat_at=now)
+    ).rowcount
+    _commit_and_wake(run_id)
+    return bool(taken)
+
+
+def append(run_id: uuid.UUID, message_id: uuid.UUID, text: str) -> bool:
+    """Append ``text`` to the message, mark it streaming, touch the run's heartbeat.
+
+    Returns True when a cancel has been requested for the run (the caller then stops).
+    """
+    begin_write()
+    now = utcnow()
+    if text:
+        db.session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(content=Message.content + text, status=Status.STREAMING, updated_at=now)
+        )
+    db.session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=now))
+    cancel = db.session.execute(select(Run.cancel_requested).where(Run.id == run_id)).scalar()
+    _commit_and_wake(run_id)
+    return bool(cancel)
+
+
+def add_message(run_id: uuid.UUID, parent_id: uuid.UUID, role: str, **fields: Any) -> uuid.UUID:
+    """Add another message of the run (a tool result, or the assistant's next step) after
+    ``parent_id``; ``fields`` are further :class:`Message` columns. Returns the new id."""
+    begin_write()
+    parent = db.session.get(Message, parent_id)
+    assert parent is not None
+    fields.setdefault("status", Status.STREAMING if role == Role.ASSISTANT else Status.COMPLETE)
+    message = Message(
+        id=new_id(),
+        conversation_id=parent.conversation_id,
+        parent_id=parent_id,
+        run_id=run_id,
+        role=role,
+        created_at=next_timestamp(parent.created_at),
+        **fields,
+    )
+    message.updated_at = message.created_at
+    if message.status in Status.FINAL and role != Role.TOOL:
+        message.content_html = render_markdown(message.content or "")
+    db.session.add(message)
+    _commit_and_wake(run_id)
+    return message.id
+
+
+def update_message(run_id: uuid.UUID, message_id: uuid.UUID, **fields: Any) -> None:
+    """Set columns of a run's message (tool call, metadata…); ``meta`` is merged, not replaced."""
+    begin_write()
+    message = db.session.get(Message, message_id)
+    assert message is not None
+    if "meta" in fields:
+        fields["meta"] = {**(message.meta or {}), **fields["meta"]}
+    for key, value in fields.items():
+        setattr(message, key, value)
+    message.updated_at = utcnow()
+    _commit_and_wake(run_id)
+
+
+def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
+    """End the run with ``status`` (complete, error, cancelled, interrupted).
+
+    Every message of the run still pending or streaming takes that status, keeps its text, and
+    gets its sanitized HTML rendered and stored; ``error`` (readable text) is kept on the run and
+    on the last message. The conversation's ``updated_at`` moves, for the sidebar's order.
+    """
+    begin_write()
+    run = db.session.get(Run, run_id)
+    if run is None or run.status in Status.FINAL:
+        db.session.rollback()
+        return
+    now = utcnow()
+    messages = db.session.scalars(
+        select(Message).where(Message.run_id == run_id).order_by(Message.created_at, Message.id)
+    ).all()
+    for message in messages:
+        if message.status in Status.ACTIVE:
+            message.status = status
+            message.updated_at = now
+        if message.content_html is None and message.role != Role.TOOL:
+            message.content_html = render_markdown(message.content or "")
+    if error and messages:
+        messages[-1].error = error
+    run.status = status
+    run.error = error
+    run.finished_at = now
+    run.heartbeat_at = now
+    db.session.execute(
+        update(Conversation).where(Conversation.id == run.conversation_id).values(updated_at=now)
+    )
+    _commit_and_wake(run_id)
+
+
+def request_cancel(run_id: uuid.UUID) -> None:
+    """Ask the run to stop; the executor sees it within one flush interval and ends it."""
+    begin_write()
+    db.session.execute(update(Run).where(Run.id == run_id).values(cancel_requested=True))
+    _commit_and_wake(run_id)
+
+
+def stale_runs(older_than: datetime) -> list[uuid.UUID]:
+    """Ids of active runs whose heartbeat is older than ``older_than``."""
+    return list(
+        db.session.scalars(
+            select(Run.id).where(Run.status.in_(Status.ACTIVE), Run.heartbeat_at < older_than)
+        )
+    )
+
+
+def interrupt(run_id: uuid.UUID, older_than: datetime) -> bool:
+    """Mark one stale run ``interrupted`` (cancelled, if a cancel was asked), keeping its text.
+
+    Safe when several processes reap at once: the conditional update lets exactly one win.
+    Returns True for the process that won.
+    """
+    begin_write()
+    run = db.session.execute(
+        select(Run.cancel_requested).where(
+            Run.id == run_id, Run.status.in_(Status.ACTIVE), Run.heartbeat_at < older_than
+        )
+    ).first()
+    db.session.rollback()
+    if run is None:
+        return False
+    status = Status.CANCELLED if run.cancel_requested else Status.INTERRUPTED
+    error = None if run.cancel_requested else "The reply was interrupted: the server stopped."
+    begin_write()
+    claimed = db.session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_(Status.ACTIVE), Run.heartbeat_at < older_than)
+        .values(heartbeat_at=utcnow())
+    ).rowcount
+    db.session.commit()
+    if not claimed:
+        return False
+    finish(run_id, status, error)
+    return True
+
+
+class DeltaBuffer:
+    """Collects text deltas for one message and says when they are due to be written.
+
+    ``interval_ms`` is the longest a delta may wait before it is durable (100 ms by default), so a
+    run writes at most ``1000 / interval_ms`` times a second however fast tokens arrive.
+    """
+
+    def __init__(self, interval_ms: float) -> None:
+        self.interval = interval_ms / 1000
+        self.parts: list[str] = []
+        self.first_at: float | None = None
+
+    def add(self, text: str) -> None:
+        """Buffer ``text``; the clock starts at the first unwritten delta."""
+        if not text:
+            return
+        if self.first_at is None:
+            self.first_at = time.monotonic()
+        self.parts.append(text)
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the buffer is due, 0 if overdue, None when empty."""
+        if self.first_at is None:
+            return None
+        return max(0.0, self.first_at + self.interval - time.monotonic())
+
+    def take(self) -> str:
+        """Return and clear the buffered text."""
+        text = "".join(self.parts)
+        self.parts.clear()
+        self.first_at = None
+        return text
+
+
+def run_messages(run_id: uuid.UUID) -> Iterable[Message]:
+    """The messages of a run in order."""
+    return db.session.scalars(
+        select(Message).where(Message.run_id == run_id).order_by(Message.created_at, Message.id)
+    ).all()
