@@ -71,7 +71,7 @@ def load_config(app: Flask, test_config: dict | None = None) -> None:
     instance.mkdir(parents=True, exist_ok=True)
     app.config.from_object(Defaults)
     if test_config is None:
-        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_pyfile(str(instance / "config.py"), silent=True)
         app.config.from_prefixed_env("WEBCHAT")
         if not app.config.get("DATABASE_URL") and os.environ.get("DATABASE_URL"):
             app.config["DATABASE_URL"] = os.environ["DATABASE_URL"]

@@ -17,7 +17,13 @@ class SignUpForm(FlaskForm):
     """Email, a password of 8 to 256 characters, and the same password again."""
 
     email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=256)])
+    password = PasswordField(
+        "Password",
+        validators=[
+            DataRequired(),
+            Length(min=8, max=256, message="Use at least 8 and at most 256 characters."),
+        ],
+    )
     confirm = PasswordField(
         "Password again", validators=[DataRequired(), EqualTo("password", "The passwords differ.")]
     )
