@@ -122,6 +122,8 @@ class Conversation(db.Model):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Kept by database triggers on messages (migration 0003); never written by the app.
+    message_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
     user: Mapped[User] = relationship()
 
