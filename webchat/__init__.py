@@ -51,6 +51,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(conversations_bp)
+    from .search import bp as search_bp
+
+    app.register_blueprint(search_bp)
     cli.init_app(app)
 
     if app.config["REAPER_INTERVAL_MS"]:

@@ -1,0 +1,418 @@
+"""The one search function: a user's conversation titles and message text, ranked, with snippets.
+
+The index is kept by the database (see ``migrations/versions/0002_search_index.py``): SQLite FTS5
+(``search_fts``, BM25 ranking, titles weighted 4:1) or PostgreSQL ``tsvector`` with a GIN index
+(``ts_rank``, titles weight A, messages D). Both stem English words, so "running" finds "run".
+
+Query syntax, the same on both databases (a subset of PostgreSQL's ``websearch_to_tsquery``):
+words are ANDed, ``"quoted phrases"`` match in order, ``-word`` excludes, ``OR`` between two
+terms matches either. Only conversations of the user that are not in Trash are searched.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from markupsafe import Markup
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Select,
+    Table,
+    Uuid,
+    bindparam,
+    case,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+    text,
+)
+
+from ..errors import InvalidInput
+from ..extensions import db
+from ..models import Conversation, Message, Role, User
+
+MAX_LIMIT = 100
+MAX_TERMS = 16  # words and phrases of one query; more are ignored
+SNIPPET_WORDS = 24  # tokens of context around the matches in a snippet
+_START, _STOP = "\x02", "\x03"  # highlight markers, never in stored text we show
+
+search_docs = Table(
+    "search_docs",
+    db.metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("conversation_id", Uuid, nullable=False),
+    Column("message_id", Uuid, nullable=True),
+    info={"managed_by": "migration 0002 (triggers)"},
+)
+_fts = table("search_fts", column("rowid"))
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Narrow a search. ``roles`` (user, assistant, system, tool) leaves titles out; ``model``
+    matches a message's model (its ``metadata.model``) or else its conversation's; ``since`` and
+    ``until`` (aware datetimes, inclusive, exclusive) bound the message's ``created_at``."""
+
+    roles: tuple[str, ...] = ()
+    model: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    conversation_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: a message (``message_id`` set) or a conversation title (``message_id`` None).
+
+    ``snippet`` is sanitized HTML: the matched text escaped, matches wrapped in ``<mark>``.
+    ``score`` is higher for better matches (BM25 negated on SQLite, ``ts_rank`` on PostgreSQL).
+    """
+
+    conversation_id: uuid.UUID
+    conversation_title: str
+    message_id: uuid.UUID | None
+    role: str | None
+    snippet: Markup
+    created_at: datetime
+    model: str | None
+    archived: bool
+    score: float
+
+
+@dataclass
+class Results:
+    """A page of hits, best first, and the cursor of the next page (None on the last)."""
+
+    items: list[Hit] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+class BadCursor(ValueError):
+    """The cursor was not one this module produced."""
+
+
+# --- query text ----------------------------------------------------------------------------
+
+_TOKEN_RE = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+
+
+def parse_query(q: str) -> list[list[tuple[bool, str]]]:
+    """Split search text into OR-groups of ``(negated, phrase)`` terms.
+
+    ``'deploy "staging cluster" -helm OR rollback'`` → ``[[(False, "deploy"), (False, "staging
+    cluster")], [(True, "helm"), ...]]``-like groups: terms within a group are ANDed, groups are
+    ORed (``OR`` binds the term before it with the term after it, as websearch_to_tsquery does).
+    Punctuation-only terms are dropped.
+    """
+    terms: list[tuple[bool, str] | str] = []
+    for match in _TOKEN_RE.finditer(q):
+        neg_phrase, phrase, bare = match.groups()
+        if bare is not None:
+            if bare == "OR":
+                terms.append("OR")
+                continue
+            negated = bare.startswith("-") and len(bare) > 1
+            words = _WORD_RE.findall(bare[1:] if negated else bare)
+        else:
+            negated = neg_phrase == "-"
+            words = _WORD_RE.findall(phrase)
+        if words and len(terms) < MAX_TERMS:
+            terms.append((negated, " ".join(words)))
+    # Fold "a OR b" into alternatives of one AND-position, then expand to OR-groups.
+    positions: list[list[tuple[bool, str]]] = []
+    pending_or = False
+    for term in terms:
+        if term == "OR":
+            pending_or = bool(positions)
+            continue
+        assert isinstance(term, tuple)
+        if pending_or and not term[0]:
+            positions[-1].append(term)
+        else:
+            positions.append([term])
+        pending_or = False
+    groups: list[list[tuple[bool, str]]] = [[]]
+    for alternatives in positions:
+        if len(groups) * len(alternatives) > MAX_TERMS:
+            alternatives = alternatives[:1]  # too many ORs: keep the query bounded
+        groups = [g + [alt] for g in groups for alt in alternatives]
+    return [g for g in groups if any(not neg for neg, _ in g)]
+
+
+def _fts5_query(groups: list[list[tuple[bool, str]]]) -> str:
+    """The FTS5 MATCH expression of parsed groups (every term a quoted string, so no operator
+    or column filter can be injected)."""
+
+    def quoted(s: str) -> str:
+        return '"' + s.replace('"', '""') + '"'
+
+    parts = []
+    for group in groups:
+        positive = " AND ".join(quoted(t) for neg, t in group if not neg)
+        negative = "".join(f" NOT {quoted(t)}" for neg, t in group if neg)
+        parts.append(f"({positive}{negative})")
+    return " OR ".join(parts)
+
+
+def _websearch_text(groups: list[list[tuple[bool, str]]]) -> str:
+    """The same groups as ``websearch_to_tsquery`` input."""
+    parts = []
+    for group in groups:
+        parts.append(" ".join(("-" if neg else "") + f'"{t}"' for neg, t in group))
+    return " OR ".join(parts)
+
+
+def highlight(snippet: str) -> Markup:
+    """Sanitized HTML of a snippet whose matches are wrapped in the \\x02…\\x03 markers:
+    everything escaped, each marked run in ``<mark>``, tags always balanced."""
+    out: list[str] = []
+    open_ = False
+    for part in re.split(f"([{_START}{_STOP}])", snippet):
+        if part == _START:
+            if not open_:
+                out.append("<mark>")
+                open_ = True
+        elif part == _STOP:
+            if open_:
+                out.append("</mark>")
+                open_ = False
+        else:
+            out.append(html.escape(part, quote=False))
+    if open_:
+        out.append("</mark>")
+    return Markup("".join(out).strip())
+
+
+def encode_cursor(offset: int) -> str:
+    """An opaque cursor for the page starting at ``offset``."""
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The offset of a cursor from :func:`encode_cursor` (0 for None). Raises BadCursor."""
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        offset = int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor(cursor) from None
+    if kind != "o" or offset < 0:
+        raise BadCursor(cursor)
+    return offset
+
+
+# --- the query -----------------------------------------------------------------------------
+
+
+def _filters(stmt: Select, user: User, filters: Filters) -> Select:
+    stmt = stmt.where(Conversation.user_id == user.id, Conversation.deleted_at.is_(None))
+    created = func.coalesce(Message.created_at, Conversation.created_at)
+    if filters.roles:
+        stmt = stmt.where(Message.role.in_(filters.roles))
+    if filters.model:
+        model = func.coalesce(Message.meta["model"].as_string(), Conversation.model)
+        stmt = stmt.where(model == filters.model)
+    if filters.since is not None:
+        stmt = stmt.where(
+            created >= bindparam("since", filters.since, type_=Message.created_at.type)
+        )
+    if filters.until is not None:
+        stmt = stmt.where(
+            created < bindparam("until", filters.until, type_=Message.created_at.type)
+        )
+    if filters.conversation_id is not None:
+        stmt = stmt.where(search_docs.c.conversation_id == filters.conversation_id)
+    return stmt
+
+
+def _columns(score: ColumnElement) -> list:
+    return [
+        search_docs.c.id,
+        search_docs.c.conversation_id,
+        search_docs.c.message_id,
+        Conversation.title,
+        Conversation.model.label("conversation_model"),
+        Conversation.archived_at,
+        Conversation.created_at.label("conversation_created_at"),
+        Message.role,
+        Message.created_at,
+        Message.meta["model"].as_string().label("message_model"),
+        score.label("score"),
+    ]
+
+
+def _joined(stmt: Select) -> Select:
+    return stmt.join(Conversation, Conversation.id == search_docs.c.conversation_id).outerjoin(
+        Message, Message.id == search_docs.c.message_id
+    )
+
+
+def _ranked_sqlite(match: str, user: User, filters: Filters, offset: int, limit: int):
+    score = literal_column("bm25(search_fts, 4.0, 1.0)")
+    stmt = _joined(
+        select(*_columns(-score))
+        .select_from(_fts)
+        .join(search_docs, search_docs.c.id == _fts.c.rowid)
+    ).where(text("search_fts MATCH :match").bindparams(match=match))
+    stmt = _filters(stmt, user, filters).order_by(score, search_docs.c.id)
+    return db.session.execute(stmt.limit(limit).offset(offset)).all()
+
+
+def _snippets_sqlite(match: str, ids: list[int]) -> dict[int, str]:
+    rows = db.session.execute(
+        text(
+            "SELECT rowid, snippet(search_fts, -1, :start, :stop, '…', :words) FROM search_fts "
+            "WHERE search_fts MATCH :match AND rowid IN :ids"
+        ).bindparams(bindparam("ids", expanding=True)),
+        {"match": match, "ids": ids, "start": _START, "stop": _STOP, "words": SNIPPET_WORDS},
+    ).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def _tsquery(websearch: str) -> ColumnElement:
+    return func.websearch_to_tsquery(literal_column("'english'::regconfig"), websearch)
+
+
+def _ranked_postgres(websearch: str, user: User, filters: Filters, offset: int, limit: int):
+    tsv = literal_column("search_docs.tsv")
+    query = _tsquery(websearch)
+    score = func.ts_rank(tsv, query, 1)  # 1: divided by 1 + log(length), as BM25 favours short
+    stmt = _joined(select(*_columns(score)).select_from(search_docs)).where(tsv.op("@@")(query))
+    stmt = _filters(stmt, user, filters).order_by(score.desc(), search_docs.c.id)
+    return db.session.execute(stmt.limit(limit).offset(offset)).all()
+
+
+def _snippets_postgres(websearch: str, ids: list[int]) -> dict[int, str]:
+    options = (
+        f"StartSel={_START}, StopSel={_STOP}, MaxWords={SNIPPET_WORDS}, MinWords=8, "
+        'MaxFragments=2, FragmentDelimiter=" … "'
+    )
+    body = case(
+        (search_docs.c.message_id.is_(None), Conversation.title),
+        else_=func.webchat_search_body(
+            Message.content, Message.tool_name, Message.tool_call, Message.tool_result
+        ),
+    )
+    stmt = _joined(
+        select(
+            search_docs.c.id,
+            func.ts_headline(
+                literal_column("'english'::regconfig"), body, _tsquery(websearch), options
+            ),
+        ).select_from(search_docs)
+    ).where(search_docs.c.id.in_(ids))
+    return {row[0]: row[1] for row in db.session.execute(stmt).all()}
+
+
+def search(
+    user: User,
+    q: str,
+    filters: Filters | None = None,
+    *,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> Results:
+    """Search ``user``'s titles and messages for ``q``; best ``limit`` hits (1–100) from
+    ``cursor`` on.
+
+    Returns :class:`Results`: empty when ``q`` has no searchable word. Another user's rows and
+    conversations in Trash never appear. Raises :class:`BadCursor` for a foreign cursor.
+    """
+    filters = filters or Filters()
+    limit = max(1, min(limit, MAX_LIMIT))
+    offset = decode_cursor(cursor)
+    groups = parse_query(q or "")
+    if not groups:
+        return Results()
+    if db.engine.dialect.name == "postgresql":
+        expression = _websearch_text(groups)
+        rows = _ranked_postgres(expression, user, filters, offset, limit + 1)
+        snippets = _snippets_postgres(expression, [r.id for r in rows[:limit]])
+    else:
+        expression = _fts5_query(groups)
+        rows = _ranked_sqlite(expression, user, filters, offset, limit + 1)
+        snippets = _snippets_sqlite(expression, [r.id for r in rows[:limit]])
+    items = [
+        Hit(
+            conversation_id=r.conversation_id,
+            conversation_title=r.title,
+            message_id=r.message_id,
+            role=r.role,
+            snippet=highlight(snippets.get(r.id) or r.title),
+            created_at=r.created_at or r.conversation_created_at,
+            model=r.message_model or r.conversation_model,
+            archived=r.archived_at is not None,
+            score=float(r.score),
+        )
+        for r in rows[:limit]
+    ]
+    more = len(rows) > limit
+    return Results(items, encode_cursor(offset + limit) if more else None)
+
+
+def index_size() -> int:
+    """Rows in the search index (titles and messages), for checks and benchmarks."""
+    return db.session.execute(select(func.count()).select_from(search_docs)).scalar_one()
+
+
+def _date(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date like 2024-01-31.", field=name) from None
+    return day.replace(tzinfo=UTC)
+
+
+def parse_filters(args: Mapping[str, Any]) -> Filters:
+    """:class:`Filters` from request arguments: ``role`` (repeatable or comma-separated),
+    ``model``, ``since`` and ``until`` (``YYYY-MM-DD``, both days included, UTC), ``conversation``
+    (an id). Raises :class:`InvalidInput` naming the field at fault."""
+    getlist = getattr(args, "getlist", None)
+    raw_roles = getlist("role") if getlist else [args.get("role") or ""]
+    roles = tuple(r for value in raw_roles for r in str(value).split(",") if r)
+    for role in roles:
+        if role not in Role.ALL:
+            raise InvalidInput(f"role must be one of {', '.join(Role.ALL)}.", field="role")
+    since = _date(args.get("since"), "since")
+    until = _date(args.get("until"), "until")
+    conversation_id = None
+    if args.get("conversation"):
+        try:
+            conversation_id = uuid.UUID(str(args["conversation"]))
+        except ValueError:
+            raise InvalidInput("conversation must be an id.", field="conversation") from None
+    return Filters(
+        roles=roles,
+        model=(args.get("model") or "").strip() or None,
+        since=since,
+        until=until + timedelta(days=1) if until else None,
+        conversation_id=conversation_id,
+    )
+
+
+def user_models(user: User) -> list[str]:
+    """The distinct models of the user's conversations, for the model filter's suggestions."""
+    return list(
+        db.session.scalars(
+            select(Conversation.model)
+            .where(Conversation.user_id == user.id, Conversation.deleted_at.is_(None))
+            .distinct()
+            .order_by(Conversation.model)
+        )
+    )
