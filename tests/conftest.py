@@ -36,6 +36,7 @@ BASE_CONFIG = {
     "REAPER_INTERVAL_MS": 0,  # tests reap explicitly
     "DEMO_DELAY_MS": 2,
     "STREAM_POLL_MS": 200,
+    "TITLE_GENERATION": False,  # queued fake replies stay for the tests' own requests
 }
 
 

@@ -41,4 +41,7 @@ def list_users() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the command groups on ``app``."""
+    from .conversations.cli import trash
+
     app.cli.add_command(users)
+    app.cli.add_command(trash)

@@ -33,6 +33,8 @@ class Defaults:
     SSE_HEARTBEAT_MS = 15_000  # comment line on an idle stream, against proxy time-outs
     PAGE_SIZE = 50  # messages per page in the conversation view
     SIDEBAR_PAGE_SIZE = 50  # conversations per page in the sidebar
+    TRASH_RETENTION_DAYS = 30  # days in Trash before a conversation is purged; 0 keeps it
+    TITLE_GENERATION = True  # a real model titles a new conversation in the background
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
     SESSION_COOKIE_SAMESITE = "Lax"

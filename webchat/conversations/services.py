@@ -7,10 +7,10 @@ and :func:`owned_message`; another user's row is "not found". Functions flush; t
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, tuple_
+from sqlalchemy import delete, select, tuple_
 
 from ..errors import InvalidInput
 from ..extensions import db
@@ -211,5 +211,147 @@ def sidebar(user: User, limit: int = 50) -> list[Conversation]:
                 Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id.desc()
             )
             .limit(limit)
+        )
+    )
+
+
+# --- Organising: rename, pin, archive, Trash -------------------------------------------------
+# Trash is a soft delete (``deleted_at``); a conversation in Trash is "not found" everywhere
+# except the Trash page, and is purged (its rows removed, messages and runs by cascade) after
+# ``TRASH_RETENTION_DAYS`` days or when the person deletes it for good.
+
+
+def rename(conversation: Conversation, title: str | None) -> Conversation:
+    """Give the conversation a new title: whitespace collapsed, 1–200 characters (flush only).
+
+    Raises :class:`InvalidInput` (400, field ``title``) when it is empty or too long.
+    """
+    text = " ".join((title or "").split())
+    if not text:
+        raise InvalidInput("A title needs at least one character.", field="title")
+    if len(text) > 200:
+        raise InvalidInput(f"The title is {len(text)} characters; 200 at most.", field="title")
+    conversation.title = text
+    db.session.flush()
+    return conversation
+
+
+def set_pinned(conversation: Conversation, pinned: bool) -> Conversation:
+    """Pin the conversation (first in the sidebar) or unpin it (flush only)."""
+    conversation.pinned = pinned
+    db.session.flush()
+    return conversation
+
+
+def set_archived(conversation: Conversation, archived: bool) -> Conversation:
+    """Archive the conversation (out of the sidebar, in the Archived list) or bring it back."""
+    if archived and conversation.archived_at is None:
+        conversation.archived_at = utcnow()
+    elif not archived:
+        conversation.archived_at = None
+    db.session.flush()
+    return conversation
+
+
+def trash(conversation: Conversation) -> Conversation:
+    """Move the conversation to Trash (flush only); :func:`restore` brings it back."""
+    if conversation.deleted_at is None:
+        conversation.deleted_at = utcnow()
+    db.session.flush()
+    return conversation
+
+
+def trashed_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation:
+    """The user's conversation in Trash. Raises :class:`NotFound` for any other."""
+    try:
+        cid = uuid.UUID(str(conversation_id))
+    except ValueError:
+        raise NotFound(conversation_id) from None
+    conversation = db.session.scalars(
+        select(Conversation).where(
+            Conversation.id == cid,
+            Conversation.user_id == user.id,
+            Conversation.deleted_at.is_not(None),
+        )
+    ).first()
+    if conversation is None:
+        raise NotFound(conversation_id)
+    return conversation
+
+
+def restore(conversation: Conversation) -> Conversation:
+    """Take the conversation out of Trash, where it was (pinned or archived as before)."""
+    conversation.deleted_at = None
+    db.session.flush()
+    return conversation
+
+
+def purge(conversation: Conversation) -> None:
+    """Delete the conversation for good: its messages, runs and search entries go with it
+    (``ON DELETE CASCADE``). Flush only."""
+    db.session.execute(delete(Conversation).where(Conversation.id == conversation.id))
+    db.session.expunge(conversation)
+
+
+def _trash_cutoff() -> datetime | None:
+    days = current_app.config["TRASH_RETENTION_DAYS"]
+    return utcnow() - timedelta(days=days) if days else None
+
+
+def trash_expires_at(conversation: Conversation) -> datetime | None:
+    """When the conversation in Trash will be purged (None: kept until deleted by hand)."""
+    days = current_app.config["TRASH_RETENTION_DAYS"]
+    if conversation.deleted_at is None or not days:
+        return None
+    return conversation.deleted_at + timedelta(days=days)
+
+
+def purge_expired(user: User | None = None) -> int:
+    """Purge conversations (of ``user``, or everyone's) in Trash for longer than
+    ``TRASH_RETENTION_DAYS`` days; returns how many. 0 days keeps Trash until emptied by hand."""
+    cutoff = _trash_cutoff()
+    if cutoff is None:
+        return 0
+    query = delete(Conversation).where(Conversation.deleted_at < cutoff)
+    if user is not None:
+        query = query.where(Conversation.user_id == user.id)
+    return db.session.execute(query).rowcount or 0
+
+
+def empty_trash(user: User) -> int:
+    """Purge every conversation of ``user`` in Trash; returns how many."""
+    query = delete(Conversation).where(
+        Conversation.user_id == user.id, Conversation.deleted_at.is_not(None)
+    )
+    return db.session.execute(query).rowcount or 0
+
+
+def archived(user: User, limit: int = 500) -> list[Conversation]:
+    """The user's archived conversations (not in Trash), newest activity first."""
+    return list(
+        db.session.scalars(
+            select(Conversation)
+            .where(
+                Conversation.user_id == user.id,
+                Conversation.archived_at.is_not(None),
+                Conversation.deleted_at.is_(None),
+            )
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def in_trash(user: User, limit: int = 500) -> list[Conversation]:
+    """The user's conversations in Trash and not yet expired, most recently deleted first."""
+    query = select(Conversation).where(
+        Conversation.user_id == user.id, Conversation.deleted_at.is_not(None)
+    )
+    cutoff = _trash_cutoff()
+    if cutoff is not None:
+        query = query.where(Conversation.deleted_at >= cutoff)
+    return list(
+        db.session.scalars(
+            query.order_by(Conversation.deleted_at.desc(), Conversation.id.desc()).limit(limit)
         )
     )

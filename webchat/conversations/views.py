@@ -21,7 +21,7 @@ from ..extensions import db
 from ..models import Message
 from ..providers import available_models
 from ..streaming import runs, sse
-from . import services
+from . import services, titles
 from .formats import HtmlStreamFormat
 from .services import NotFound
 
@@ -80,7 +80,7 @@ def create():
         db.session.rollback()
         return _composer_error(exc, content)
     db.session.commit()
-    runs.launch(run.id)
+    titles.launch(conversation, content or "", after=runs.launch(run.id))
     url = url_for(".show", conversation_id=conversation.id)
     if request.htmx:
         return htmx.redirect(make_response("", 204), url)
@@ -184,3 +184,138 @@ def retry(message_id: str):
         return redirect(url_for(".show", conversation_id=conversation.id), 303)
     reply = db.session.get(Message, run.message_id)
     return render_template("conversations/_reply.html", run=run, messages=[reply])
+
+
+# --- Organising: rename, pin, archive, Trash (services in services.py) -----------------------
+
+
+def _back(default: str):
+    """Where a form sends the person afterwards: the page it came from, if it is on this site."""
+    target = request.form.get("next") or ""
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
+def _done(url: str, fragment: str | None = None):
+    """After an organising action: htmx gets ``fragment`` in place (or loads ``url``), a plain
+    form post is redirected (303) to ``url``."""
+    if not request.htmx:
+        return redirect(url, 303)
+    if fragment is None:
+        return htmx.redirect(make_response("", 204), url)
+    return htmx.vary(make_response(fragment))
+
+
+@bp.post("/c/<conversation_id>/rename")
+@login_required
+def rename(conversation_id: str):
+    """Rename a conversation inline; htmx gets the title form back and the sidebar entry."""
+    conversation = _conversation_or_404(conversation_id)
+    try:
+        services.rename(conversation, request.form.get("title"))
+    except InvalidInput as exc:
+        db.session.rollback()
+        html = render_template(
+            "conversations/_title.html", conversation=conversation, error=exc.message
+        )
+        return make_response(html, exc.status) if request.htmx else abort(400, exc.message)
+    db.session.commit()
+    url = url_for(".show", conversation_id=conversation.id)
+    html = render_template("conversations/_title.html", conversation=conversation, oob=True)
+    return _done(url, html)
+
+
+@bp.post("/c/<conversation_id>/pin")
+@login_required
+def pin(conversation_id: str):
+    """Pin (``pinned=1``) or unpin (``pinned=0``) a conversation."""
+    conversation = _conversation_or_404(conversation_id)
+    services.set_pinned(conversation, request.form.get("pinned", "1") == "1")
+    db.session.commit()
+    return _done(_back(url_for(".show", conversation_id=conversation.id)))
+
+
+@bp.post("/c/<conversation_id>/archive")
+@login_required
+def archive(conversation_id: str):
+    """Archive (``archived=1``) a conversation, out of the sidebar, or unarchive it (``0``)."""
+    conversation = _conversation_or_404(conversation_id)
+    archived = request.form.get("archived", "1") == "1"
+    services.set_archived(conversation, archived)
+    db.session.commit()
+    if request.htmx and request.form.get("next") == url_for(".archived"):
+        return _done(url_for(".archived"), "")  # the row leaves the Archived list
+    return _done(_back(url_for(".show", conversation_id=conversation.id)))
+
+
+@bp.post("/c/<conversation_id>/trash")
+@login_required
+def trash(conversation_id: str):
+    """Move a conversation to Trash; purges what has been in Trash past the retention."""
+    conversation = _conversation_or_404(conversation_id)
+    services.trash(conversation)
+    services.purge_expired(current_user)
+    db.session.commit()
+    if request.htmx and request.form.get("next") == url_for(".archived"):
+        return _done(url_for(".archived"), "")
+    return _done(url_for(".index"))
+
+
+@bp.get("/archived")
+@login_required
+def archived():
+    """Archived conversations, with unarchive and move-to-Trash."""
+    return render_template(
+        "conversations/archived.html",
+        archived=services.archived(current_user),
+        conversations=services.sidebar(current_user),
+        conversation=None,
+    )
+
+
+@bp.get("/trash")
+@login_required
+def trash_index():
+    """Conversations in Trash: restore, delete for good, empty Trash; when each expires."""
+    return render_template(
+        "conversations/trash.html",
+        trashed=services.in_trash(current_user),
+        expires_at=services.trash_expires_at,
+        retention_days=current_app.config["TRASH_RETENTION_DAYS"],
+        conversations=services.sidebar(current_user),
+        conversation=None,
+    )
+
+
+def _trashed_or_404(conversation_id: str):
+    try:
+        return services.trashed_conversation(current_user, conversation_id)
+    except NotFound:
+        abort(404, "No such conversation in Trash.")
+
+
+@bp.post("/trash/<conversation_id>/restore")
+@login_required
+def restore(conversation_id: str):
+    """Take a conversation out of Trash."""
+    conversation = _trashed_or_404(conversation_id)
+    services.restore(conversation)
+    db.session.commit()
+    return _done(url_for(".trash_index"), "")
+
+
+@bp.post("/trash/<conversation_id>/purge")
+@login_required
+def purge(conversation_id: str):
+    """Delete a conversation in Trash for good, with its messages."""
+    services.purge(_trashed_or_404(conversation_id))
+    db.session.commit()
+    return _done(url_for(".trash_index"), "")
+
+
+@bp.post("/trash/empty")
+@login_required
+def empty_trash():
+    """Delete every conversation in Trash for good."""
+    services.empty_trash(current_user)
+    db.session.commit()
+    return _done(url_for(".trash_index"))
