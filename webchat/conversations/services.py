@@ -26,8 +26,11 @@ class NotFound(LookupError):
     """No such row for this user (missing, deleted, or someone else's)."""
 
 
-def owned_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation:
-    """The user's conversation (not in Trash). Raises :class:`NotFound`."""
+def owned_conversation(
+    user: User, conversation_id: uuid.UUID | str, *, in_trash: bool = False
+) -> Conversation:
+    """The user's conversation not in Trash (with ``in_trash``: only one in Trash).
+    Raises :class:`NotFound`."""
     try:
         cid = (
             conversation_id
@@ -40,7 +43,7 @@ def owned_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversa
         select(Conversation).where(
             Conversation.id == cid,
             Conversation.user_id == user.id,
-            Conversation.deleted_at.is_(None),
+            Conversation.deleted_at.is_not(None) if in_trash else Conversation.deleted_at.is_(None),
         )
     ).first()
     if conversation is None:
@@ -258,24 +261,6 @@ def trash(conversation: Conversation) -> Conversation:
     if conversation.deleted_at is None:
         conversation.deleted_at = utcnow()
     db.session.flush()
-    return conversation
-
-
-def trashed_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation:
-    """The user's conversation in Trash. Raises :class:`NotFound` for any other."""
-    try:
-        cid = uuid.UUID(str(conversation_id))
-    except ValueError:
-        raise NotFound(conversation_id) from None
-    conversation = db.session.scalars(
-        select(Conversation).where(
-            Conversation.id == cid,
-            Conversation.user_id == user.id,
-            Conversation.deleted_at.is_not(None),
-        )
-    ).first()
-    if conversation is None:
-        raise NotFound(conversation_id)
     return conversation
 
 

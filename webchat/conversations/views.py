@@ -288,7 +288,7 @@ def trash_index():
 
 def _trashed_or_404(conversation_id: str):
     try:
-        return services.trashed_conversation(current_user, conversation_id)
+        return services.owned_conversation(current_user, conversation_id, in_trash=True)
     except NotFound:
         abort(404, "No such conversation in Trash.")
 
