@@ -54,6 +54,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .search import bp as search_bp
 
     app.register_blueprint(search_bp)
+    from . import api
+    from .settings import bp as settings_bp
+
+    api.init_app(app)
+    app.register_blueprint(settings_bp)
     cli.init_app(app)
 
     if app.config["REAPER_INTERVAL_MS"]:

@@ -25,5 +25,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if request.blueprint == "api" or request.path.startswith("/api/"):
-            return exc  # the API blueprint answers with JSON itself
+            from .api.errors import http_error_response
+
+            return http_error_response(exc)  # the API's JSON error body
         return render_template("error.html", error=exc), exc.code or 500

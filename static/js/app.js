@@ -59,7 +59,42 @@
     document.addEventListener(name, function () { syncComposer(); scrollDown(false); });
   });
 
+  // History loads in windows (conversations/_history.html). An older window goes in above what
+  // the reader sees, so keep their distance from the bottom; a newer one goes in below it.
+  var reading = null;
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var el = messages(), t = e.detail.target;
+    if (!el) return;
+    if (t && t.classList && t.classList.contains("history-more")) {
+      reading = { older: t.classList.contains("older"), top: el.scrollTop,
+                  fromBottom: el.scrollHeight - el.scrollTop };
+    } else if (e.detail.elt === composer() && e.detail.xhr.status < 300
+               && el.querySelector(".history-more.newer")) {
+      // The newest messages are not loaded here: open the end, where the reply streams.
+      e.detail.shouldSwap = false;
+      location.assign(location.pathname);
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    var el = messages();
+    if (!reading || !el) return;
+    el.scrollTop = reading.older ? el.scrollHeight - reading.fromBottom : reading.top;
+    stick = false;
+    reading = null;
+  });
+
+  // A link to a message (#m-<id>) outside the loaded window opens the window around it.
+  function openLinkedMessage() {
+    var m = /^#m-([0-9a-f-]{36})$/.exec(location.hash);
+    if (!messages() || !m || document.getElementById("m-" + m[1])) return false;
+    if (/[?&]around=/.test(location.search)) return false;
+    location.replace(location.pathname + "?around=" + m[1] + location.hash);
+    return true;
+  }
+  window.addEventListener("hashchange", openLinkedMessage);
+
   document.addEventListener("DOMContentLoaded", function () {
+    if (openLinkedMessage()) return;
     var el = messages();
     if (el) {
       el.addEventListener("scroll", function () { stick = atBottom(el); });

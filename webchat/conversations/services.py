@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select
 
 from ..errors import InvalidInput
 from ..extensions import db
@@ -18,6 +18,7 @@ from ..models import Conversation, Message, Role, Run, Status, User, new_id, utc
 from ..providers import available_models
 from ..streaming import runs
 from ..streaming.store import next_timestamp
+from . import paging
 
 TITLE_CHARS = 60
 
@@ -147,9 +148,12 @@ def send_message(
 ) -> tuple[Message, Run]:
     """Store the user's message and a pending reply to it; returns both (flush only).
 
-    Commit, then :func:`webchat.streaming.runs.launch` the run. Raises :class:`InvalidInput`.
+    Commit, then :func:`webchat.streaming.runs.launch` the run. Raises :class:`InvalidInput`:
+    400/413 for the content or model, 409 while a reply of the conversation is still active.
     The conversation's title is taken from its first message (first ~60 characters).
     """
+    if has_active_reply(conversation):
+        raise InvalidInput("Wait for the reply to finish, or stop it, before sending.", status=409)
     content = validate_content(content)
     model = validate_model(model) or conversation.model
     parent = last_message(conversation)
@@ -190,32 +194,13 @@ def page_of_messages(
 ) -> tuple[list[Message], bool]:
     """Up to ``limit`` messages older than ``before`` (keyset on ``(created_at, id)``), oldest
     first, and whether older ones remain. ``before=None`` gives the newest page."""
-    query = select(Message).where(Message.conversation_id == conversation.id)
-    if before is not None:
-        query = query.where(tuple_(Message.created_at, Message.id) < before)
-    rows = db.session.scalars(
-        query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)
-    ).all()
-    has_more = len(rows) > limit
-    return list(reversed(rows[:limit])), has_more
+    return paging.older(conversation, before, limit)
 
 
 def sidebar(user: User, limit: int = 50) -> list[Conversation]:
-    """The user's conversations for the sidebar: pinned first, then newest activity first."""
-    return list(
-        db.session.scalars(
-            select(Conversation)
-            .where(
-                Conversation.user_id == user.id,
-                Conversation.deleted_at.is_(None),
-                Conversation.archived_at.is_(None),
-            )
-            .order_by(
-                Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id.desc()
-            )
-            .limit(limit)
-        )
-    )
+    """The user's conversations for the sidebar: pinned first, then newest activity first
+    (the first page of :func:`webchat.conversations.paging.conversations_page`)."""
+    return paging.conversations_page(user, limit=limit)[0]
 
 
 # --- Organising: rename, pin, archive, Trash -------------------------------------------------
@@ -340,3 +325,10 @@ def in_trash(user: User, limit: int = 500) -> list[Conversation]:
             query.order_by(Conversation.deleted_at.desc(), Conversation.id.desc()).limit(limit)
         )
     )
+
+
+def set_metadata(conversation: Conversation, meta: dict) -> Conversation:
+    """Replace the conversation's metadata (a JSON object of the client's own keys; flush only)."""
+    conversation.meta = dict(meta)
+    db.session.flush()
+    return conversation

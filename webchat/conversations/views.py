@@ -10,7 +10,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -21,7 +20,7 @@ from ..extensions import db
 from ..models import Message
 from ..providers import available_models
 from ..streaming import runs, sse
-from . import services, titles
+from . import paging, services, titles
 from .formats import HtmlStreamFormat
 from .services import NotFound
 
@@ -57,14 +56,32 @@ def _composer_error(exc: InvalidInput, content: str | None, conversation=None):
     return response
 
 
+def _sidebar(cursor: str | None = None) -> dict:
+    """Template context of the sidebar: a page of conversations and the cursor of the next."""
+    try:
+        start = paging.ConversationCursor.parse(cursor) if cursor else None
+    except InvalidInput:
+        abort(400, "This list of conversations has changed; reload the page.")
+    conversations, more = paging.conversations_page(
+        current_user, limit=current_app.config["SIDEBAR_PAGE_SIZE"], cursor=start
+    )
+    return {"conversations": conversations, "sidebar_more": more}
+
+
 @bp.get("/")
 @login_required
 def index():
-    """The new-chat page: a welcome state and the composer."""
-    return render_template(
-        "conversations/new.html",
-        conversations=services.sidebar(current_user),
-        models=available_models(),
+    """The new-chat page: a welcome state and the composer. For htmx, ``?cursor=`` gives the
+    next page of the sidebar alone."""
+    cursor = request.args.get("cursor")
+    if request.htmx and cursor:
+        return htmx.vary(
+            make_response(render_template("conversations/_sidebar.html", **_sidebar(cursor)))
+        )
+    return htmx.vary(
+        make_response(
+            render_template("conversations/new.html", **_sidebar(cursor), models=available_models())
+        )
     )
 
 
@@ -90,19 +107,34 @@ def create():
 @bp.get("/c/<conversation_id>")
 @login_required
 def show(conversation_id: str):
-    """A conversation: its newest page of messages and the composer."""
+    """A conversation: a window of its messages (the newest, or ``?around=<message id>``,
+    ``?before=``, ``?after=``) and the composer. For htmx, ``?before=``/``?after=`` give the
+    older or newer window alone, to load in place while the reader scrolls."""
     conversation = _conversation_or_404(conversation_id)
-    messages, has_more = services.page_of_messages(
-        conversation, limit=current_app.config["PAGE_SIZE"]
-    )
+    before, after = request.args.get("before"), request.args.get("after")
+    try:
+        window = paging.window(
+            conversation,
+            limit=current_app.config["PAGE_SIZE"],
+            before=before,
+            after=after,
+            around=request.args.get("around"),
+        )
+    except InvalidInput:
+        abort(404, "No such message in this conversation.")
+    if request.htmx and (before or after):
+        html = render_template(
+            "conversations/_history.html", conversation=conversation, window=window
+        )
+        return htmx.vary(make_response(html))
     response = make_response(
         render_template(
             "conversations/show.html",
             conversation=conversation,
-            messages=messages,
-            has_more=has_more,
+            window=window,
+            messages=window.messages,
             streaming=services.has_active_reply(conversation),
-            conversations=services.sidebar(current_user),
+            **_sidebar(),
             models=available_models(),
         )
     )
@@ -116,10 +148,6 @@ def send(conversation_id: str):
     conversation = _conversation_or_404(conversation_id)
     content = request.form.get("content")
     try:
-        if services.has_active_reply(conversation):
-            raise InvalidInput(
-                "Wait for the reply to finish, or stop it, before sending.", status=409
-            )
         message, run = services.send_message(conversation, content, request.form.get("model"))
     except InvalidInput as exc:
         db.session.rollback()
@@ -141,15 +169,7 @@ def stream(message_id: str):
     message = _message_or_404(message_id)
     if message.run_id is None:
         abort(404, "This message has no stream.")
-    run_id = message.run_id
-    app = current_app._get_current_object()
-    last_event_id = request.headers.get("Last-Event-ID")
-    db.session.remove()  # hold no connection while the stream is open
-    return current_app.response_class(
-        stream_with_context(sse.follow(app, run_id, HtmlStreamFormat(), last_event_id)),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse.stream_response(message.run_id, HtmlStreamFormat())
 
 
 @bp.post("/m/<message_id>/cancel")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from flask import Flask
+from flask import Flask, Response, current_app, request, stream_with_context
 from sqlalchemy import case, func, select
 
 from ..extensions import db
@@ -257,3 +257,17 @@ def _done_id(run_id: uuid.UUID) -> str:
         .limit(1)
     ).first()
     return f"{last}:{END}"
+
+
+def stream_response(run_id: uuid.UUID, fmt: StreamFormat) -> Response:
+    """The ``text/event-stream`` response of a view following run ``run_id`` in ``fmt`` from the
+    request's ``Last-Event-ID``. The request's database session is closed first, so the open
+    stream holds no connection; proxies are asked not to buffer it."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    last_event_id = request.headers.get("Last-Event-ID")
+    db.session.remove()
+    return app.response_class(
+        stream_with_context(follow(app, run_id, fmt, last_event_id)),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

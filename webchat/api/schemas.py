@@ -1,0 +1,266 @@
+"""The API's request and response bodies (pydantic 2), from which the OpenAPI document is made.
+
+Timestamps are ISO 8601 in UTC (``2026-11-21T09:00:00.123456Z``); ids are UUIDs. Input strings
+must be storable text: no NUL character and no lone surrogate (PostgreSQL and SQLite refuse
+both), and metadata holds JSON values with finite numbers only.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ..models import Conversation, Message, Role, Status
+
+STORABLE = r"^[^\u0000]*$"
+
+
+def _storable(value: Any, path: str = "") -> Any:
+    """``value`` unchanged if every string in it is storable text and every number finite;
+    raises ``ValueError`` otherwise."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{path or 'text'} contains a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{path or 'text'} is not valid Unicode text") from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path or 'number'} is not a finite number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key, path)
+            _storable(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _storable(item, f"{path}[{index}]")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable), Field(pattern=STORABLE)]
+Metadata = Annotated[
+    dict[str, Any],
+    AfterValidator(_storable),
+    Field(description="Free-form JSON object of the client's own keys."),
+]
+RoleName = Literal["user", "assistant", "system", "tool"]
+StatusName = Literal["pending", "streaming", "complete", "error", "cancelled", "interrupted"]
+assert set(RoleName.__args__) == set(Role.ALL)  # type: ignore[attr-defined]
+assert set(StatusName.__args__) == set(Status.ACTIVE + Status.FINAL)  # type: ignore[attr-defined]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def optional(**kwargs: Any) -> Any:
+    """A field that may be left out (not null): absent means "leave as it is"."""
+    return Field(default=None, json_schema_extra=_no_default, **kwargs)
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused, so a typo is a 400, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable snake_case code, e.g. not_found, invalid_input.")
+    message: str = Field(description="Readable explanation.")
+    details: dict[str, Any] | None = Field(
+        default=None, description='{"fields": {"<field>": "<what is wrong>"}} for bad input.'
+    )
+
+
+class ErrorBody(BaseModel):
+    """Every error: ``{"error": {"code", "message", "details"?}}``."""
+
+    error: ErrorDetail
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+class MessageOut(BaseModel):
+    """One message, as stored."""
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    parent_id: uuid.UUID | None
+    role: RoleName
+    content: str = Field(description="The text; grows while status is streaming.")
+    tool_name: str | None
+    tool_call: Any = Field(description="The tool call an assistant message makes, or null.")
+    tool_result: Any = Field(description="The result a tool message carries, or null.")
+    status: StatusName
+    error: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, message: Message) -> MessageOut:
+        return cls(
+            id=message.id,
+            conversation_id=message.conversation_id,
+            parent_id=message.parent_id,
+            role=message.role,  # type: ignore[arg-type]
+            content=message.content or "",
+            tool_name=message.tool_name,
+            tool_call=message.tool_call,
+            tool_result=message.tool_result,
+            status=message.status,  # type: ignore[arg-type]
+            error=message.error,
+            metadata=message.meta or {},
+            created_at=message.created_at,
+            updated_at=message.updated_at,
+        )
+
+
+class MessageQuery(BaseModel):
+    """Which messages: ``?limit=&offset=`` from the first, or from a cursor (a message id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=200, description="Messages per page, 1–200.")
+    offset: int = Field(
+        0, ge=0, le=2**31 - 1, description="Messages to skip from the start (or the cursor)."
+    )
+    before: uuid.UUID = optional(
+        description="Walk backwards: the messages before this message id, the newest of them."
+    )
+    after: uuid.UUID = optional(description="Walk forwards: the messages after this message id.")
+
+
+class MessagePage(BaseModel):
+    """A page of messages, oldest first.
+
+    ``has_more``: more remain in the direction walked (newer, or older with ``before`` alone);
+    ``next_cursor`` then continues it (pass it as ``after``, or as ``before``); else null.
+    ``total`` counts the conversation's messages; ``offset`` echoes the one asked for.
+    """
+
+    items: list[MessageOut]
+    total: int
+    limit: int
+    offset: int
+    has_more: bool
+    next_cursor: str | None
+
+
+class SendMessage(Body):
+    content: Text = Field(description="The message text (at most MAX_MESSAGE_CHARS characters).")
+    model: Text = optional(description="A model id of GET /api/v1/models for this reply only.")
+
+
+class SendResult(BaseModel):
+    """What sending stored: the user's message and the pending reply, and where it streams."""
+
+    message: MessageOut
+    reply: MessageOut
+    stream_url: str = Field(description="GET it for the reply's Server-Sent Events.")
+
+
+class CancelResult(BaseModel):
+    message: MessageOut
+
+
+# --- conversations ---------------------------------------------------------------------------
+
+
+class ConversationOut(BaseModel):
+    """A conversation without its messages."""
+
+    id: uuid.UUID
+    title: str
+    model: str
+    system_prompt: str | None
+    metadata: dict[str, Any]
+    pinned: bool
+    archived: bool
+    archived_at: datetime | None
+    message_count: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def fields_of(cls, conversation: Conversation) -> dict[str, Any]:
+        return {
+            "id": conversation.id,
+            "title": conversation.title,
+            "model": conversation.model,
+            "system_prompt": conversation.system_prompt,
+            "metadata": conversation.meta or {},
+            "pinned": conversation.pinned,
+            "archived": conversation.archived_at is not None,
+            "archived_at": conversation.archived_at,
+            "message_count": conversation.message_count,
+            "created_at": conversation.created_at,
+            "updated_at": conversation.updated_at,
+        }
+
+    @classmethod
+    def of(cls, conversation: Conversation) -> ConversationOut:
+        return cls(**cls.fields_of(conversation))
+
+
+class ConversationDetail(ConversationOut):
+    """A conversation with its newest page of messages (oldest first); ``next_cursor`` pages
+    back through ``GET .../messages?before=``."""
+
+    messages: list[MessageOut]
+    has_more: bool
+    next_cursor: str | None
+
+
+class ConversationList(BaseModel):
+    """A page of conversations, pinned first, then newest activity first."""
+
+    items: list[ConversationOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at end.")
+
+
+class ConversationQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=200, description="Conversations per page, 1–200.")
+    cursor: Text = optional(description="next_cursor of the previous page.")
+    archived: bool = Field(False, description="List the archived conversations instead.")
+
+
+class ConversationCreate(Body):
+    title: Text = optional(min_length=1, max_length=200)
+    model: Text = optional(description="A model id of GET /api/v1/models.")
+    system_prompt: Text | None = None
+    metadata: Metadata = optional()
+
+
+class ConversationPatch(Body):
+    """Fields left out stay as they are."""
+
+    title: Text = optional(min_length=1, max_length=200)
+    pinned: bool = optional()
+    archived: bool = optional()
+    metadata: Metadata = optional(description="Replaces the whole metadata object.")
+    model: Text = optional(description="A model id of GET /api/v1/models.")
+    system_prompt: Text | None = optional(description="null removes it.")
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+class ModelOut(BaseModel):
+    id: str = Field(description="provider/model, as conversations and messages take it.")
+    provider: str
+
+
+class ModelList(BaseModel):
+    items: list[ModelOut]
+    default: str = Field(description="The model of a conversation created without one.")

@@ -1,0 +1,261 @@
+"""``flask seed``: conversations full of complete messages, for benchmarks and for trying limits.
+
+Each conversation gets N messages alternating user / assistant, ~300 characters of varied text
+each (assistant text with some Markdown), one second apart and ending now, each the parent of
+the next. Assistant messages carry their sanitized HTML, rendered once per distinct text (the
+texts come from a pool of a few hundred), so pages of seeded conversations do no Markdown work.
+
+Rows go in by multi-row ``INSERT … VALUES`` statements of :data:`BATCH` rows: a hundred
+statements for 100,000 messages, and on PostgreSQL one firing of the statement triggers of
+``messages`` per statement (see migration 0003).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import click
+from flask import current_app
+from sqlalchemy import insert
+
+from .auth import services as accounts
+from .extensions import db
+from .models import Conversation, Message, Role, Status, User, new_id, utcnow
+from .rendering import render_markdown
+
+BATCH = 1000  # rows per INSERT statement (14 columns: well under SQLite's 32,766 variables)
+COMMIT_EVERY = 20_000  # messages per transaction
+POOL = 499  # distinct texts per role (a prime, so user and assistant texts pair up variously)
+
+_WORD_TEXT = (
+    "about above across after again air along also always answer around ask back because "
+    "before begin best better between both build call came change check city close cold come "
+    "could country cover cross cut data day deep did different does done door down draw during "
+    "each early earth east easy end enough even every example eye face fact fall family far "
+    "fast feel field figure find fire first fish five follow food form found four free friend "
+    "full game gave give good great green ground group grow hand hard head hear heat help here "
+    "high hold home horse house idea important inside island just keep kind knew know land large "
+    "last late learn leave left less letter life light line list little live long look made main "
+    "make many map mark mean measure might mile mind minute model money moon more morning most "
+    "mountain move much music must name near need never next night north note nothing notice "
+    "number object ocean often once only open order other over page paper part pattern people "
+    "picture piece place plain plan plant point power press problem product pull question quick "
+    "rain reach read ready real record remember rest right river road rock room round rule run "
+    "same say science sea second see seem sentence serve set shape ship short should show side "
+    "simple since size sleep slow small snow some song soon sound south space special spell "
+    "stand star start state step still stood stop story street strong study such sun sure "
+    "surface system table tail take talk teach test than thing think those thought three through "
+    "time together told took top toward town travel tree true try turn under unit until upon use "
+    "usual very voice vowel wait walk want warm watch water wave week weight west wheel where "
+    "while white whole wind winter wish with without wonder wood word work world write year young"
+)
+_WORDS = tuple(_WORD_TEXT.split())
+
+
+def _sentence(rng: random.Random) -> str:
+    words = rng.choices(_WORDS, k=rng.randint(6, 16))
+    text = " ".join(words)
+    return text[0].upper() + text[1:] + rng.choice(".....?!")
+
+
+def _paragraph(rng: random.Random, chars: int) -> str:
+    sentences: list[str] = []
+    while sum(len(s) + 1 for s in sentences) < chars:
+        sentences.append(_sentence(rng))
+    return " ".join(sentences)
+
+
+def _user_text(rng: random.Random) -> str:
+    return _paragraph(rng, rng.randint(200, 380))
+
+
+def _assistant_text(rng: random.Random) -> str:
+    """~300 characters with some Markdown: emphasis, a list, inline code or a code block."""
+    shape = rng.randrange(4)
+    if shape == 0:
+        word = rng.choice(_WORDS)
+        return f"**{word.title()}.** " + _paragraph(rng, rng.randint(180, 320))
+    if shape == 1:
+        items = "\n".join(f"- {_sentence(rng)}" for _ in range(rng.randint(2, 4)))
+        return _paragraph(rng, rng.randint(80, 160)) + "\n\n" + items
+    if shape == 2:
+        name = "_".join(rng.choices(_WORDS, k=2))
+        code = f"def {name}(x):\n    return x * {rng.randint(2, 99)}\n"
+        return _paragraph(rng, rng.randint(120, 220)) + f"\n\n```python\n{code}```"
+    word = rng.choice(_WORDS)
+    return (
+        _paragraph(rng, rng.randint(120, 200))
+        + f" Use `{word}()` for that. "
+        + (_paragraph(rng, rng.randint(60, 120)))
+    )
+
+
+class _Texts:
+    """Pools of user and assistant texts, and each assistant text's HTML rendered once."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.user = [_user_text(rng) for _ in range(POOL)]
+        self.assistant = [_assistant_text(rng) for _ in range(POOL)]
+        self._html: dict[str, str] = {}
+
+    def html(self, text: str) -> str:
+        if text not in self._html:
+            self._html[text] = render_markdown(text)
+        return self._html[text]
+
+
+def _message_rows(
+    texts: _Texts, conversation_id: uuid.UUID, count: int, end: datetime
+) -> Iterator[dict]:
+    parent: uuid.UUID | None = None
+    start = end - timedelta(seconds=count)
+    for i in range(count):
+        role = Role.USER if i % 2 == 0 else Role.ASSISTANT
+        pool = texts.user if role == Role.USER else texts.assistant
+        content = pool[texts.rng.randrange(POOL)]
+        at = start + timedelta(seconds=i + 1)
+        mid = new_id()
+        yield {
+            "id": mid,
+            "conversation_id": conversation_id,
+            "parent_id": parent,
+            "run_id": None,
+            "role": role,
+            "content": content,
+            "content_html": texts.html(content) if role == Role.ASSISTANT else None,
+            "tool_name": None,
+            "tool_call": None,
+            "tool_result": None,
+            "status": Status.COMPLETE,
+            "error": None,
+            "metadata": {"seeded": True},
+            "created_at": at,
+            "updated_at": at,
+        }
+        parent = mid
+
+
+def _batched_insert(table):
+    """An ``INSERT`` that, given many rows, runs as multi-row statements of :data:`BATCH` rows
+    (SQLAlchemy's "insertmanyvalues", used for executemany with ``RETURNING``): compiled once,
+    and few statements, so PostgreSQL fires each statement trigger once per batch."""
+    return insert(table).returning(table.c.id).execution_options(insertmanyvalues_page_size=BATCH)
+
+
+def seed(
+    user: User,
+    *,
+    messages: int,
+    conversations: int = 1,
+    random_seed: int | None = None,
+    on_commit=None,
+) -> list[uuid.UUID]:
+    """Create ``conversations`` conversations of ``user`` with ``messages`` complete messages
+    each; returns their ids, newest activity last. Commits every ~20,000 messages (calling
+    ``on_commit(ids)`` with the ids committed so far)."""
+    texts = _Texts(random.Random(random_seed))
+    model = current_app.config["DEFAULT_MODEL"]
+    now = utcnow()
+    ids: list[uuid.UUID] = []
+    conversation_rows: list[dict] = []
+    message_rows: list[dict] = []
+    pending = 0
+
+    def flush(commit: bool) -> None:
+        nonlocal pending
+        for table, rows in (
+            (Conversation.__table__, conversation_rows),
+            (Message.__table__, message_rows),
+        ):
+            if rows:
+                db.session.execute(_batched_insert(table), rows)
+                rows.clear()
+        if commit:
+            db.session.commit()
+            pending = 0
+            if on_commit is not None:
+                on_commit(list(ids))
+
+    for index in range(conversations):
+        cid = new_id()
+        end = now - timedelta(minutes=conversations - 1 - index)
+        first = end - timedelta(seconds=messages)
+        conversation_rows.append(
+            {
+                "id": cid,
+                "user_id": user.id,
+                "title": f"Seeded conversation {index + 1} · {messages:,} messages",
+                "model": model,
+                "system_prompt": None,
+                "metadata": {"seeded": True},
+                "pinned": False,
+                "archived_at": None,
+                "deleted_at": None,
+                "created_at": first,
+                "updated_at": end,
+            }
+        )
+        ids.append(cid)
+        for row in _message_rows(texts, cid, messages, end):
+            message_rows.append(row)
+            pending += 1
+            if len(message_rows) >= BATCH * 5:
+                flush(commit=pending >= COMMIT_EVERY)
+        if len(conversation_rows) >= BATCH:
+            flush(commit=False)
+    flush(commit=True)
+    return ids
+
+
+@click.command("seed")
+@click.argument("email")
+@click.option(
+    "--messages",
+    "-n",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Messages in each conversation.",
+)
+@click.option(
+    "--conversations",
+    "-c",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many conversations.",
+)
+@click.option("--random-seed", type=int, default=None, help="The same text for the same seed.")
+def seed_command(email: str, messages: int, conversations: int, random_seed: int | None) -> None:
+    """Fill an account with conversations of complete messages; prints their ids."""
+    user = accounts.find_user(email)
+    if user is None:
+        raise click.ClickException(f"No account with the email {email}.")
+    started = time.perf_counter()
+    printed = 0
+
+    def echo_new(ids: list[uuid.UUID]) -> None:
+        nonlocal printed
+        for cid in ids[printed:]:
+            click.echo(str(cid))
+        printed = len(ids)
+
+    seed(
+        user,
+        messages=messages,
+        conversations=conversations,
+        random_seed=random_seed,
+        on_commit=echo_new,
+    )
+    took = time.perf_counter() - started
+    click.echo(
+        f"seeded {conversations:,} conversation(s) × {messages:,} messages in {took:.1f} s",
+        err=True,
+    )
+    sys.stderr.flush()
