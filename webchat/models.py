@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uuid6
 from flask_login import UserMixin
@@ -30,7 +30,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .extensions import db
+from .extensions import Base, db
+
+if TYPE_CHECKING:  # mypy sees the declarative base; at run time Flask-SQLAlchemy's subclass of it
+    Model = Base
+else:
+    Model = db.Model
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -85,7 +90,7 @@ class UTCDateTime(TypeDecorator):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """A person who signs in. The first user created is the admin."""
 
     __tablename__ = "users"
@@ -105,7 +110,7 @@ class User(UserMixin, db.Model):
         return check_password_hash(self.password_hash, password)
 
 
-class Conversation(db.Model):
+class Conversation(Model):
     """A conversation of one user: its title, model, system prompt and organising flags."""
 
     __tablename__ = "conversations"
@@ -128,7 +133,7 @@ class Conversation(db.Model):
     user: Mapped[User] = relationship()
 
 
-class Message(db.Model):
+class Message(Model):
     """One message of a conversation: user, assistant, system or tool.
 
     ``content`` grows by appended deltas while ``status`` is ``streaming``; only
@@ -171,7 +176,7 @@ class Message(db.Model):
         return self.status in Status.ACTIVE
 
 
-class Run(db.Model):
+class Run(Model):
     """One generation of a reply: it belongs to no request, and outlives every connection.
 
     A run answers ``user_message_id``; its first reply message is ``message_id``; tool calls and
@@ -202,7 +207,7 @@ class Run(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """A per-user API token. Only its SHA-256 is stored; the token is shown once at creation."""
 
     __tablename__ = "api_tokens"
