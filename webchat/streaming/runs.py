@@ -231,8 +231,7 @@ def _stream_step(app: Flask, run_id: uuid.UUID, message_id: uuid.UUID, stream: A
             elif isinstance(item, BaseException):
                 if buffer.parts:
                     store.append(run_id, message_id, buffer.take())
-                text = str(item) if isinstance(item, ProviderError) else f"{type(item).__name__}"
-                raise _Stop(Status.ERROR, text or "The provider failed.")
+                raise _Stop(Status.ERROR, _readable(item))
             now = time.monotonic()
             due = buffer.seconds_left()
             if (due is not None and due <= 0) or now - last_write >= heartbeat_s:
@@ -256,6 +255,14 @@ def _stream_step(app: Flask, run_id: uuid.UUID, message_id: uuid.UUID, stream: A
     return {"tool_calls": tool_calls, "usage": usage, "finish_reason": finish_reason}
 
 
+def _readable(exc: BaseException) -> str:
+    """The error text a person sees for a provider's exception. A :class:`ProviderError` is
+    written for people; anything else may hold URLs or keys, so only its type is named."""
+    if isinstance(exc, ProviderError) and str(exc):
+        return str(exc)
+    return f"The provider failed unexpectedly ({type(exc).__name__})."
+
+
 def reap(app: Flask | None = None) -> int:
     """Interrupt every run whose heartbeat is older than ``STALE_RUN_AFTER_MS``; returns how many
     this process interrupted. Safe to call from many processes at once."""
@@ -270,8 +277,37 @@ def reap(app: Flask | None = None) -> int:
             db.session.remove()
 
 
+def interrupt_own_runs(app: Flask) -> int:
+    """Interrupt the active runs this process executes (cancelled, if a cancel was asked),
+    keeping their stored text; returns how many. For a worker that is shutting down (gunicorn's
+    ``worker_exit`` hook), so its replies show Retry at once rather than after the reaper's
+    ``STALE_RUN_AFTER_MS``."""
+    with app.app_context():
+        try:
+            ids = db.session.scalars(
+                select(Run.id).where(Run.worker == worker_name(), Run.status.in_(Status.ACTIVE))
+            ).all()
+            db.session.rollback()
+            any_age = utcnow() + timedelta(days=1)
+            return sum(store.interrupt(run_id, any_age) for run_id in ids)
+        finally:
+            db.session.remove()
+
+
+_reaper_lock = threading.Lock()
+
+
 def start_reaper(app: Flask) -> None:
-    """Reap once now and then every ``REAPER_INTERVAL_MS`` in a daemon thread of this process."""
+    """Reap once now and then every ``REAPER_INTERVAL_MS`` in a daemon thread of this process.
+
+    Idempotent per process: gunicorn's ``post_worker_init`` hook starts it as a worker boots, and
+    the app's first request starts it where no such hook runs (``flask run``); a forked child
+    starts its own."""
+    with _reaper_lock:
+        if app.extensions.get("webchat.reaper_pid") == os.getpid():
+            return
+        app.extensions["webchat.reaper_pid"] = os.getpid()
+
 
     def loop() -> None:
         while True:

@@ -169,6 +169,7 @@ def follow(
             with app.app_context():
                 if first:
                     first = False
+                    _one_snapshot()
                     snap = fmt.snapshot(run_id)
                     if snap is not None:
                         run, messages = _read(run_id, None, sent)
@@ -200,6 +201,15 @@ def follow(
             elif not sub.wait(seen, poll_s) and time.monotonic() - last_sent >= ping_s:
                 yield comment("ping")
                 last_sent = time.monotonic()
+
+
+def _one_snapshot() -> None:
+    """Make this session's transaction read one snapshot of the database, so the ``snapshot``
+    event and the cursor computed after it describe the same text (a reply written between the
+    two reads would otherwise lose those characters). A SQLite read transaction always reads one
+    snapshot; PostgreSQL's default READ COMMITTED does not, so ask for REPEATABLE READ."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def _events_for(

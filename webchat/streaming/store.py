@@ -88,22 +88,31 @@ def start_run(run_id: uuid.UUID, worker: str) -> bool:
 
 
 def append(run_id: uuid.UUID, message_id: uuid.UUID, text: str) -> bool:
-    """Append ``text`` to the message, mark it streaming, touch the run's heartbeat.
+    """Append ``text`` (characters) to the message, mark it streaming, touch the run's heartbeat.
 
-    Returns True when a cancel has been requested for the run (the caller then stops).
+    One write transaction of two ``UPDATE`` statements, whatever the reply's length. A message
+    that has already ended (the reaper interrupted the run meanwhile, say) is left as it is.
+    Returns True when the run must stop: a cancel was requested, or the run has ended already.
     """
     begin_write()
     now = utcnow()
     if text:
         db.session.execute(
             update(Message)
-            .where(Message.id == message_id)
+            .where(Message.id == message_id, Message.status.in_(Status.ACTIVE))
             .values(content=Message.content + text, status=Status.STREAMING, updated_at=now)
         )
-    db.session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=now))
-    cancel = db.session.execute(select(Run.cancel_requested).where(Run.id == run_id)).scalar()
-    _commit_and_wake(run_id)
-    return bool(cancel)
+    active = db.session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_(Status.ACTIVE))
+        .values(heartbeat_at=now)
+        .returning(Run.cancel_requested)
+    ).first()
+    if text:
+        _commit_and_wake(run_id)
+    else:
+        db.session.commit()  # a heartbeat alone gives readers nothing new
+    return active is None or bool(active.cancel_requested)
 
 
 def add_message(run_id: uuid.UUID, parent_id: uuid.UUID, role: str, **fields: Any) -> uuid.UUID:
@@ -143,12 +152,27 @@ def update_message(run_id: uuid.UUID, message_id: uuid.UUID, **fields: Any) -> N
     _commit_and_wake(run_id)
 
 
+def update_conversation_meta(run_id: uuid.UUID, values: dict[str, Any]) -> None:
+    """Merge ``values`` into the metadata of the run's conversation (a provider's session state,
+    such as Claude Code's session id). One short write transaction."""
+    begin_write()
+    run = db.session.get(Run, run_id)
+    conversation = db.session.get(Conversation, run.conversation_id) if run else None
+    if conversation is None:
+        db.session.rollback()
+        return
+    conversation.meta = {**(conversation.meta or {}), **values}
+    db.session.commit()
+
+
 def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
     """End the run with ``status`` (complete, error, cancelled, interrupted).
 
     Every message of the run still pending or streaming takes that status, keeps its text, and
     gets its sanitized HTML rendered and stored; ``error`` (readable text) is kept on the run and
-    on the last message. The conversation's ``updated_at`` moves, for the sidebar's order.
+    on the last message. A run that did not complete and stopped between two steps (its last
+    message a finished tool call or tool result) gets an empty closing assistant message with
+    that status. The conversation's ``updated_at`` moves, for the sidebar's order.
     """
     begin_write()
     run = db.session.get(Run, run_id)
@@ -156,9 +180,29 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
         db.session.rollback()
         return
     now = utcnow()
-    messages = db.session.scalars(
-        select(Message).where(Message.run_id == run_id).order_by(Message.created_at, Message.id)
-    ).all()
+    messages = list(
+        db.session.scalars(
+            select(Message).where(Message.run_id == run_id).order_by(Message.created_at, Message.id)
+        )
+    )
+    if status != Status.COMPLETE and messages and messages[-1].status not in Status.ACTIVE:
+        # Stopped between two steps (after a tool call or a tool result): end the reply with an
+        # assistant message that carries how it ended, as the page and the API show it there.
+        last = messages[-1]
+        closing = Message(
+            id=new_id(),
+            conversation_id=last.conversation_id,
+            parent_id=last.id,
+            run_id=run_id,
+            role=Role.ASSISTANT,
+            content="",
+            status=Status.PENDING,
+            meta={"model": run.model},
+            created_at=next_timestamp(last.created_at),
+        )
+        closing.updated_at = closing.created_at
+        db.session.add(closing)
+        messages.append(closing)
     for message in messages:
         if message.status in Status.ACTIVE:
             message.status = status
@@ -200,25 +244,17 @@ def interrupt(run_id: uuid.UUID, older_than: datetime) -> bool:
     Returns True for the process that won.
     """
     begin_write()
-    run = db.session.execute(
-        select(Run.cancel_requested).where(
-            Run.id == run_id, Run.status.in_(Status.ACTIVE), Run.heartbeat_at < older_than
-        )
-    ).first()
-    db.session.rollback()
-    if run is None:
-        return False
-    status = Status.CANCELLED if run.cancel_requested else Status.INTERRUPTED
-    error = None if run.cancel_requested else "The reply was interrupted: the server stopped."
-    begin_write()
     claimed = db.session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status.in_(Status.ACTIVE), Run.heartbeat_at < older_than)
         .values(heartbeat_at=utcnow())
-    ).rowcount
+        .returning(Run.cancel_requested)
+    ).first()
     db.session.commit()
-    if not claimed:
+    if claimed is None:
         return False
+    status = Status.CANCELLED if claimed.cancel_requested else Status.INTERRUPTED
+    error = None if claimed.cancel_requested else "The reply was interrupted: the server stopped."
     finish(run_id, status, error)
     return True
 
