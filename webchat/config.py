@@ -29,6 +29,27 @@ class Defaults:
     STALE_RUN_AFTER_MS = 15_000  # a run whose heartbeat is older than this is interrupted
     REAPER_INTERVAL_MS = 10_000  # how often each process looks for stale runs
     PROVIDER_TIMEOUT_MS = 120_000  # a provider silent for this long fails the run
+    PROVIDER_MAX_RETRIES = 2  # SDK retries of a request that failed before its stream began
+    MODELS_CACHE_MS = 300_000  # how long a provider's own model list is reused
+    # OpenAI-compatible servers (OpenAI, Ollama, vLLM, llama.cpp, LM Studio): enabled by a key or
+    # a base URL. Plain OPENAI_API_KEY / OPENAI_BASE_URL env vars are honoured too.
+    OPENAI_API_KEY: str | None = None
+    OPENAI_BASE_URL: str | None = None  # e.g. http://127.0.0.1:11434/v1 for Ollama
+    OPENAI_MODELS: list[str] | None = None  # None → a few OpenAI models, or none with a base URL
+    OPENAI_LIST_MODELS: bool | None = None  # add GET /models; None → only with a base URL
+    OPENAI_TOOLS = True  # send tool definitions (False for models that reject them)
+    ANTHROPIC_API_KEY: str | None = None  # plain ANTHROPIC_API_KEY env var honoured too
+    ANTHROPIC_BASE_URL: str | None = None  # without /v1
+    ANTHROPIC_MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]
+    ANTHROPIC_LIST_MODELS = True  # add GET /v1/models to ANTHROPIC_MODELS
+    ANTHROPIC_MAX_TOKENS = 8192  # tokens per response (the Messages API requires a cap)
+    CLAUDE_CODE_COMMAND: str | list[str] | None = "claude"  # enabled when found; None disables
+    CLAUDE_CODE_MODELS = ["default"]  # "default" runs without --model; aliases like "sonnet" too
+    CLAUDE_CODE_ARGS: list[str] = []  # appended to every call, e.g. ["--permission-mode", "plan"]
+    CLAUDE_CODE_CWD: str | None = None  # None → <instance>/claude-code
+    TOOLS_ENABLED = True  # offer the built-in tools (webchat.tools) to the models
+    TOOL_TIMEOUT_MS = 10_000  # a tool call running longer than this returns an error result
+    TOOL_LOOP_LIMIT = 8  # rounds of tool calls in one reply before it is stopped
     STREAM_POLL_MS = 1_000  # an idle stream re-reads the database at least this often
     SSE_HEARTBEAT_MS = 15_000  # comment line on an idle stream, against proxy time-outs
     PAGE_SIZE = 50  # messages per page in the conversation view
@@ -43,6 +64,11 @@ class Defaults:
 
 
 def normalize_database_url(url: str) -> str:
+# Plain environment variables honoured when the WEBCHAT_* ones are unset (the names the SDKs and
+# their documentation use); keys are read from here or the instance config, never stored.
+PLAIN_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
+
+
     """Return ``url`` with a PostgreSQL scheme pinned to the psycopg 3 driver.
 
     ``postgres://`` and ``postgresql://`` (as Heroku-style ``DATABASE_URL`` values give them) become
@@ -75,8 +101,9 @@ def load_config(app: Flask, test_config: dict | None = None) -> None:
     if test_config is None:
         app.config.from_pyfile(str(instance / "config.py"), silent=True)
         app.config.from_prefixed_env("WEBCHAT")
-        if not app.config.get("DATABASE_URL") and os.environ.get("DATABASE_URL"):
-            app.config["DATABASE_URL"] = os.environ["DATABASE_URL"]
+        for key in ("DATABASE_URL", *PLAIN_ENV):
+            if not app.config.get(key) and os.environ.get(key):
+                app.config[key] = os.environ[key]
     else:
         app.config.update(test_config)
     if not app.config.get("SECRET_KEY"):

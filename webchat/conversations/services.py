@@ -327,6 +327,33 @@ def in_trash(user: User, limit: int = 500) -> list[Conversation]:
     )
 
 
+# --- Model and system prompt -----------------------------------------------------------------
+
+
+def update_settings(
+    conversation: Conversation, *, model: str | None, system_prompt: str | None
+) -> Conversation:
+    """Set the conversation's model and system prompt (flush only); later replies use them.
+
+    ``model`` must be offered by a configured provider now (keeping the current one is always
+    allowed); ``None`` leaves it. A blank ``system_prompt`` clears it; at most
+    ``MAX_MESSAGE_CHARS`` characters. Raises :class:`InvalidInput` (400, field ``model`` or
+    ``system_prompt``).
+    """
+    if model and model != conversation.model:
+        conversation.model = validate_model(model) or conversation.model
+    if system_prompt is not None:
+        limit = current_app.config["MAX_MESSAGE_CHARS"]
+        if len(system_prompt) > limit:
+            raise InvalidInput(
+                f"The system prompt is {len(system_prompt):,} characters; {limit:,} at most.",
+                field="system_prompt",
+            )
+        conversation.system_prompt = system_prompt.strip() or None
+    db.session.flush()
+    return conversation
+
+
 def set_metadata(conversation: Conversation, meta: dict) -> Conversation:
     """Replace the conversation's metadata (a JSON object of the client's own keys; flush only)."""
     conversation.meta = dict(meta)

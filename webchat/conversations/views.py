@@ -208,6 +208,37 @@ def retry(message_id: str):
 
 # --- Organising: rename, pin, archive, Trash (services in services.py) -----------------------
 
+@bp.post("/c/<conversation_id>/settings")
+@login_required
+def update_settings(conversation_id: str):
+    """Change the conversation's model and system prompt; htmx gets the settings form back."""
+    conversation = _conversation_or_404(conversation_id)
+    form = {"model": request.form.get("model"), "system_prompt": request.form.get("system_prompt")}
+    try:
+        services.update_settings(conversation, **form)
+    except InvalidInput as exc:
+        db.session.rollback()
+        if not request.htmx:
+            abort(exc.status, exc.message)
+        html = render_template(
+            "conversations/_settings.html",
+            conversation=conversation,
+            models=available_models(),
+            form=form,
+            error=exc.message,
+        )
+        return html, exc.status
+    db.session.commit()
+    if not request.htmx:
+        return redirect(url_for(".show", conversation_id=conversation.id), 303)
+    return render_template(
+        "conversations/_settings.html",
+        conversation=conversation,
+        models=available_models(),
+        saved=True,
+    )
+
+
 
 def _back(default: str):
     """Where a form sends the person afterwards: the page it came from, if it is on this site."""

@@ -4,6 +4,12 @@ A provider is one module with a class that implements :class:`Provider`. ``strea
 :data:`Event` values in the order the upstream produced them and ends after a :class:`Finish`
 (or raises :class:`ProviderError`). Text arrives as :class:`TextDelta`; a tool call is yielded
 once, fully assembled from its fragments, as :class:`ToolCall`.
+
+Tool calls a provider yields are run by webchat (see :mod:`webchat.tools`) unless the upstream runs
+them itself: Claude Code does, and then follows each :class:`ToolCall` with a :class:`ToolResult`
+carrying the same id. A provider whose upstream keeps a session between turns sets
+``uses_session = True``; it is then called with ``session=`` (a copy of the conversation's
+metadata) and may yield :class:`SessionState` to remember values there.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class ChatMessage:
     tool_call: dict[str, Any] | None = None
     tool_call_id: str | None = None
     tool_name: str | None = None
+    is_error: bool = False  # a tool message whose tool failed
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,24 @@ class Finish:
     reason: str = "stop"
 
 
-Event = TextDelta | ToolCall | Usage | Finish
+@dataclass(frozen=True)
+class ToolResult:
+    """The result of a tool call the upstream ran itself (Claude Code): ``content`` as text."""
+
+    tool_call_id: str
+    content: str
+    is_error: bool = False
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """Values to merge into the conversation's metadata (e.g. Claude Code's session id)."""
+
+    values: dict[str, Any]
+
+
+Event = TextDelta | ToolCall | ToolResult | Usage | Finish | SessionState
 
 
 class ProviderError(Exception):

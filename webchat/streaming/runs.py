@@ -24,10 +24,19 @@ from flask import Flask, current_app
 from sqlalchemy import literal, select
 from sqlalchemy.orm import aliased
 
-from .. import providers
+from .. import providers, tools
 from ..extensions import db
 from ..models import Conversation, Message, Role, Run, Status, utcnow
-from ..providers.base import ChatMessage, Finish, ProviderError, TextDelta, ToolCall, Usage
+from ..providers.base import (
+    ChatMessage,
+    Finish,
+    ProviderError,
+    SessionState,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 from . import store
 
 log = logging.getLogger(__name__)
@@ -103,21 +112,41 @@ def history(message_id: uuid.UUID, limit: int = HISTORY_LIMIT) -> list[Message]:
     return list(rows)
 
 
+def _tool_call_id(message: Message) -> str | None:
+    """The id of the call a tool message answers (``tool_result.tool_call_id``)."""
+    result = message.tool_result if isinstance(message.tool_result, dict) else {}
+    call = message.tool_call if isinstance(message.tool_call, dict) else {}
+    return result.get("tool_call_id") or call.get("id")
+
+
 def to_chat_messages(conversation: Conversation, messages: list[Message]) -> list[ChatMessage]:
-    """The provider's view of a history: system prompt first, failed empty replies left out."""
+    """The provider's view of a history: system prompt first, failed empty replies left out.
+
+    Tool calls and results are paired by call id: a call without a stored result (a reply stopped
+    between the two) loses its call, and a result without its call is left out, since both APIs
+    refuse unpaired ones.
+    """
     out: list[ChatMessage] = []
     if conversation.system_prompt:
         out.append(ChatMessage(role=Role.SYSTEM, content=conversation.system_prompt))
+    answered = {_tool_call_id(m) for m in messages if m.role == Role.TOOL}
+    called = {(m.tool_call or {}).get("id") for m in messages if m.role == Role.ASSISTANT}
     for m in messages:
-        if m.role == Role.ASSISTANT and m.status != Status.COMPLETE and not m.content:
+        call = m.tool_call if m.role == Role.ASSISTANT and m.tool_call else None
+        if call is not None and call.get("id") not in answered:
+            call = None
+        if m.role == Role.ASSISTANT and not call and not m.content:
+            continue
+        if m.role == Role.TOOL and _tool_call_id(m) not in called:
             continue
         out.append(
             ChatMessage(
                 role=m.role,
                 content=m.content or "",
-                tool_call=m.tool_call if m.role == Role.ASSISTANT else None,
-                tool_call_id=(m.tool_call or {}).get("id") if m.role == Role.TOOL else None,
+                tool_call=call,
+                tool_call_id=_tool_call_id(m) if m.role == Role.TOOL else None,
                 tool_name=m.tool_name,
+                is_error=m.role == Role.TOOL and bool((m.tool_result or {}).get("error")),
             )
         )
     return out
@@ -161,6 +190,9 @@ def _execute(app: Flask, run_id: uuid.UUID) -> None:
 
 
 def _run(app: Flask, run_id: uuid.UUID) -> None:
+    """Execute a started run: stream the provider's reply; while it asks for tools, store each
+    call, run it, store its result, and stream the model's next step (see :func:`_tool_round`).
+    At most ``TOOL_LOOP_LIMIT`` rounds of tools, then the reply stops with an error."""
     if not store.start_run(run_id, worker_name()):
         run = db.session.get(Run, run_id)
         if run is not None and run.status == Status.PENDING and run.cancel_requested:
@@ -173,19 +205,147 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     chat = to_chat_messages(conversation, history(run.message_id)[:-1])
     message_id = run.message_id
     model_id = run.model
+    context = tools.ToolContext(app, conversation.user_id, conversation.id)
+    session = dict(conversation.meta or {})
     db.session.rollback()  # hold no transaction while the provider works
 
     try:
         provider, model = providers.resolve(model_id)
     except ProviderError as exc:
         raise _Stop(Status.ERROR, str(exc)) from None
-    _stream_step(app, run_id, message_id, provider.stream(model, chat))
+    definitions = tools.definitions(app) if app.config["TOOLS_ENABLED"] else []
+    extra = {"session": session} if getattr(provider, "uses_session", False) else {}
+    limit = app.config["TOOL_LOOP_LIMIT"]
+    for round_ in range(limit + 1):
+        stream = provider.stream(model, chat, tools=definitions, **extra)
+        step = _stream_step(app, run_id, message_id, stream, model_id=model_id)
+        if not step["tool_calls"]:
+            break
+        last_id = _store_tool_calls(run_id, step["message_id"], step["tool_calls"], model_id)
+        if round_ == limit:
+            raise _Stop(
+                Status.ERROR,
+                f"The model asked for tools {limit + 1} times in a row; the reply was stopped "
+                f"there (the limit is {limit} rounds).",
+            )
+        message_id = _tool_round(app, run_id, last_id, step["tool_calls"], context, model_id)
+        chat = to_chat_messages(conversation, history(message_id)[:-1])
+        db.session.rollback()
     store.finish(run_id, Status.COMPLETE)
 
 
-def _stream_step(app: Flask, run_id: uuid.UUID, message_id: uuid.UUID, stream: Any) -> dict:
+def _call_json(call: ToolCall) -> dict[str, Any]:
+    """A tool call as stored in ``Message.tool_call``: ``{"id", "name", "arguments"}``."""
+    return {"id": call.id, "name": call.name, "arguments": call.arguments}
+
+
+def _store_tool_calls(
+    run_id: uuid.UUID, message_id: uuid.UUID, calls: list[ToolCall], model_id: str | None
+) -> uuid.UUID:
+    """Put the first call on ``message_id`` (the step's text, if any, stays its content) and each
+    further parallel call on an assistant message of its own after it; mark them complete, so
+    readers show the calls at once. Returns the id of the last of them."""
+    first, *rest = calls
+    store.update_message(
+        run_id,
+        message_id,
+        tool_call=_call_json(first),
+        tool_name=first.name,
+        status=Status.COMPLETE,
+    )
+    last_id = message_id
+    for call in rest:
+        last_id = store.add_message(
+            run_id,
+            last_id,
+            Role.ASSISTANT,
+            content="",
+            tool_call=_call_json(call),
+            tool_name=call.name,
+            status=Status.COMPLETE,
+            meta={"model": model_id} if model_id else {},
+        )
+    return last_id
+
+
+def _tool_round(
+    app: Flask,
+    run_id: uuid.UUID,
+    after: uuid.UUID,
+    calls: list[ToolCall],
+    context: tools.ToolContext,
+    model_id: str,
+) -> uuid.UUID:
+    """Run each call in turn (``TOOL_TIMEOUT_MS`` each), store each result as a ``tool`` message
+    (``tool_result`` = ``{"tool_call_id", "result", "error", "duration_ms"}``, ``content`` = the
+    text the model reads), then open the assistant message of the model's next step and return
+    its id. Raises :class:`_Stop` when the run was cancelled meanwhile."""
+    for call in calls:
+        if store.append(run_id, after, ""):  # a heartbeat, and the cancel check
+            raise _Stop(Status.CANCELLED)
+        outcome = tools.run(call, context, app.config["TOOL_TIMEOUT_MS"])
+        after = store.add_message(
+            run_id,
+            after,
+            Role.TOOL,
+            content=outcome.text,
+            tool_name=call.name,
+            tool_result=outcome.as_json(call.id),
+        )
+    if store.append(run_id, after, ""):
+        raise _Stop(Status.CANCELLED)
+    return store.add_message(run_id, after, Role.ASSISTANT, content="", meta={"model": model_id})
+
+
+def _store_upstream_result(
+    run_id: uuid.UUID,
+    message_id: uuid.UUID | None,
+    after: uuid.UUID,
+    calls: list[ToolCall],
+    result: ToolResult,
+    model_id: str | None,
+) -> uuid.UUID:
+    """Store a tool result the upstream produced itself (Claude Code): first the calls of the
+    open message ``message_id``, completing it, then the ``tool`` message. Empties ``calls``
+    and returns the tool message's id."""
+    if message_id is not None:
+        if calls:
+            after = _store_tool_calls(run_id, message_id, calls, model_id)
+        else:
+            store.update_message(run_id, message_id, status=Status.COMPLETE)
+            after = message_id
+    name = result.name or next((c.name for c in calls if c.id == result.tool_call_id), None)
+    calls.clear()
+    return store.add_message(
+        run_id,
+        after,
+        Role.TOOL,
+        content=result.content,
+        tool_name=name,
+        tool_result={
+            "tool_call_id": result.tool_call_id,
+            "result": None if result.is_error else result.content,
+            "error": result.content if result.is_error else None,
+        },
+    )
+
+
+def _stream_step(
+    app: Flask,
+    run_id: uuid.UUID,
+    message_id: uuid.UUID,
+    stream: Any,
+    *,
+    model_id: str | None = None,
+) -> dict:
     """Consume one provider response into ``message_id``; returns what it said besides text
-    (``{"tool_calls": [...], "usage": ..., "finish_reason": ...}``). Raises :class:`_Stop`."""
+    (``{"tool_calls": [...], "usage": ..., "finish_reason": ..., "message_id": ...}``, the last
+    being the assistant message the response ended in). Raises :class:`_Stop`.
+
+    Tool calls are collected for the caller to run, except those the upstream ran itself: at
+    each :class:`ToolResult` the open message is completed with its calls, the result is stored,
+    and text that follows goes to a new assistant message (meta ``{"model": model_id}``).
+    """
     cfg = app.config
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -197,6 +357,7 @@ def _stream_step(app: Flask, run_id: uuid.UUID, message_id: uuid.UUID, stream: A
     finish_reason: str | None = None
     usage: dict[str, Any] = {}
     tool_calls: list[ToolCall] = []
+    is_open = True  # False after an upstream tool result: message_id is that tool message
 
     def flush() -> None:
         nonlocal last_write
@@ -220,6 +381,11 @@ def _stream_step(app: Flask, run_id: uuid.UUID, message_id: uuid.UUID, stream: A
                 break
             if item is not None:
                 last_event = time.monotonic()
+            if isinstance(item, (TextDelta, ToolCall)) and not is_open:
+                message_id = store.add_message(
+                    run_id, message_id, Role.ASSISTANT, content="", meta={"model": model_id}
+                )
+                is_open = True
             if isinstance(item, TextDelta):
                 buffer.add(item.text)
             elif isinstance(item, ToolCall):
@@ -228,6 +394,14 @@ def _stream_step(app: Flask, run_id: uuid.UUID, message_id: uuid.UUID, stream: A
                 usage = {"input_tokens": item.input_tokens, "output_tokens": item.output_tokens}
             elif isinstance(item, Finish):
                 finish_reason = item.reason
+            elif isinstance(item, ToolResult):
+                flush()
+                message_id = _store_upstream_result(
+                    run_id, message_id if is_open else None, message_id, tool_calls, item, model_id
+                )
+                is_open = False
+            elif isinstance(item, SessionState):
+                store.update_conversation_meta(run_id, item.values)
             elif isinstance(item, BaseException):
                 if buffer.parts:
                     store.append(run_id, message_id, buffer.take())
@@ -246,13 +420,22 @@ def _stream_step(app: Flask, run_id: uuid.UUID, message_id: uuid.UUID, stream: A
         flush()
     finally:
         stop.set()
+        if not is_open:  # the reply ends, or fails, after a tool result: it ends in a message
+            message_id = store.add_message(
+                run_id, message_id, Role.ASSISTANT, content="", meta={"model": model_id}
+            )
     meta: dict[str, Any] = {"finish_reason": finish_reason}
     if usage:
         meta["usage"] = usage
     store.update_message(run_id, message_id, meta=meta)
     if finish_reason is None:
         raise _Stop(Status.ERROR, "The provider ended the stream without finishing the reply.")
-    return {"tool_calls": tool_calls, "usage": usage, "finish_reason": finish_reason}
+    return {
+        "tool_calls": tool_calls,
+        "usage": usage,
+        "finish_reason": finish_reason,
+        "message_id": message_id,
+    }
 
 
 def _readable(exc: BaseException) -> str:
@@ -307,7 +490,6 @@ def start_reaper(app: Flask) -> None:
         if app.extensions.get("webchat.reaper_pid") == os.getpid():
             return
         app.extensions["webchat.reaper_pid"] = os.getpid()
-
 
     def loop() -> None:
         while True:

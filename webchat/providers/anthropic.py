@@ -1,0 +1,161 @@
+"""Anthropic Messages through the official ``anthropic`` SDK, streaming.
+
+The stream is Anthropic's named SSE events (the SDK needs the ``event:`` lines): ``message_start``
+(input token usage), ``content_block_start`` / ``content_block_delta`` / ``content_block_stop``
+per block — ``text_delta`` text is yielded at once, a ``tool_use`` block's ``input_json_delta``
+fragments are joined and yielded as one :class:`ToolCall` at its block's stop — then
+``message_delta`` (stop reason, output tokens) and ``message_stop``. An ``error`` event after the
+HTTP 200 makes the SDK raise, which becomes a :class:`ProviderError`. ``thinking`` blocks are
+not stored (their text is not part of the reply). The base URL takes no ``/v1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import anthropic
+
+from .base import ChatMessage, Event, Finish, TextDelta, ToolCall, Usage
+from .common import SdkProvider, parse_arguments
+
+
+def to_anthropic_messages(
+    messages: Sequence[ChatMessage],
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """The history as ``(system, messages)`` in the Messages API form.
+
+    System messages join into the ``system`` parameter. Assistant text and tool calls become
+    ``text`` and ``tool_use`` blocks; tool messages become ``tool_result`` blocks of a user
+    message; consecutive messages of one role merge into one (the API alternates roles), so
+    parallel tool calls stored one per message go back as one assistant turn. Blank text is
+    left out (the API refuses empty text blocks).
+    """
+    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+    out: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+
+    for m in messages:
+        if m.role == "system":
+            continue
+        text = [{"type": "text", "text": m.content}] if m.content.strip() else []
+        if m.role == "tool":
+            result: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id,
+                "content": m.content,
+            }
+            if m.is_error:
+                result["is_error"] = True
+            add("user", [result])
+        elif m.role == "assistant":
+            if m.tool_call:
+                text.append(
+                    {
+                        "type": "tool_use",
+                        "id": m.tool_call["id"],
+                        "name": m.tool_call["name"],
+                        "input": m.tool_call.get("arguments") or {},
+                    }
+                )
+            add("assistant", text)
+        else:
+            add("user", text)
+    return system or None, out
+
+
+class AnthropicProvider(SdkProvider):
+    """``anthropic/<model>``: Claude through the Messages API.
+
+    ``max_tokens`` (tokens) caps each response, as the API requires; ``options`` are those of
+    :class:`~webchat.providers.common.SdkProvider` (the base URL without ``/v1``).
+    """
+
+    name = "anthropic"
+    label = "Anthropic"
+
+    def __init__(self, *, max_tokens: int = 4096, **options: Any) -> None:
+        super().__init__(anthropic.Anthropic, **options)
+        self.max_tokens = max_tokens
+
+    def stream(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[dict[str, Any]] = (),
+    ) -> Iterator[Event]:
+        """Stream one message: text deltas as they come, each tool call when its block ends,
+        then usage and the stop reason. Raises :class:`ProviderError`."""
+        system, history = to_anthropic_messages(messages)
+        request: dict[str, Any] = {
+            "model": model,
+            "messages": history,
+            "max_tokens": self.max_tokens,
+            "stream": True,
+        }
+        if system:
+            request["system"] = system
+        if tools:
+            request["tools"] = [
+                {
+                    "name": t["name"],
+                    "description": t.get("description", ""),
+                    "input_schema": t.get("parameters") or {"type": "object", "properties": {}},
+                }
+                for t in tools
+            ]
+        return self.guarded(lambda: self.client.messages.create(**request), _events)
+
+
+def _input_tokens(usage: Any) -> int | None:
+    """Prompt tokens, cache reads and writes included (all of them were processed)."""
+    if usage is None or usage.input_tokens is None:
+        return None
+    cached = (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)
+    return usage.input_tokens + cached
+
+
+def _events(events: Any) -> Iterator[Event]:
+    """Map raw Messages stream events to webchat events."""
+    tool_blocks: dict[int, dict[str, str]] = {}
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    stop_reason: str | None = None
+    for event in events:
+        kind = event.type
+        if kind == "message_start":
+            input_tokens = _input_tokens(event.message.usage)
+            output_tokens = event.message.usage.output_tokens
+        elif kind == "content_block_start":
+            block = event.content_block
+            if block.type == "tool_use":
+                tool_blocks[event.index] = {"id": block.id, "name": block.name, "json": ""}
+        elif kind == "content_block_delta":
+            delta = event.delta
+            if delta.type == "text_delta":
+                yield TextDelta(delta.text)
+            elif delta.type == "input_json_delta" and event.index in tool_blocks:
+                tool_blocks[event.index]["json"] += delta.partial_json
+        elif kind == "content_block_stop":
+            block = tool_blocks.pop(event.index, None)
+            if block is not None:
+                yield ToolCall(block["id"], block["name"], parse_arguments(block["json"]))
+        elif kind == "message_delta":
+            stop_reason = event.delta.stop_reason or stop_reason
+            if event.usage is not None:
+                output_tokens = event.usage.output_tokens
+                input_tokens = _input_tokens(event.usage) or input_tokens
+        elif kind == "message_stop":
+            break
+    if input_tokens is not None or output_tokens is not None:
+        yield Usage(input_tokens, output_tokens)
+    if stop_reason is not None:
+        yield Finish(stop_reason)
