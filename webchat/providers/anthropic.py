@@ -45,7 +45,9 @@ def to_anthropic_messages(
     for m in messages:
         if m.role == "system":
             continue
-        text = [{"type": "text", "text": m.content}] if m.content.strip() else []
+        text: list[dict[str, Any]] = (
+            [{"type": "text", "text": m.content}] if m.content.strip() else []
+        )
         if m.role == "tool":
             result: dict[str, Any] = {
                 "type": "tool_result",

@@ -1,0 +1,70 @@
+"""Tool calls and results show as collapsible blocks while a reply streams, and after a reload.
+
+gunicorn talks to the loopback fake upstream, which replays the recorded OpenAI tool-call
+exchange (../shared/fixtures/openai/test_tool_use_basic.yaml) slowly enough to watch. The
+recorded tool, ``multiply``, is not a webchat tool, so its result is the error webchat stores
+for an unknown tool — a failed tool result is shown like any other, marked as an error.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from ..conftest import fixture_path
+from ..fakes.upstream import FakeUpstream, cassette_replies
+from .conftest import Server
+from .test_chat import sign_up
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def upstream():
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def server(tmp_path, upstream):
+    srv = Server(
+        tmp_path,
+        OPENAI_API_KEY="sk-browser-test",
+        OPENAI_BASE_URL=upstream.url + "/v1",
+        WEBCHAT_OPENAI_MODELS='["gpt-4o-mini"]',
+        WEBCHAT_OPENAI_LIST_MODELS="false",
+        WEBCHAT_PROVIDER_MAX_RETRIES="0",
+        WEBCHAT_TITLE_GENERATION="false",
+    ).start()
+    yield srv
+    srv.stop()
+
+
+def test_tool_blocks_show_live_and_after_reload(page: Page, server, upstream):
+    call, answer = cassette_replies(fixture_path("openai", "test_tool_use_basic.yaml"))
+    call.pause, answer.pause = 0.05, 0.15  # the answer streams for about four seconds
+    upstream.queue(call, answer)
+    sign_up(page, server)
+    page.locator("select[name=model]").select_option("openai/gpt-4o-mini")
+    composer = page.get_by_label("Message")
+    composer.fill("What is 1231 * 2331?")
+    composer.press("Enter")
+
+    reply = page.locator("article.msg.assistant").last
+    called = reply.locator("details.tool-call")
+    result = reply.locator("details.tool-result")
+    expect(called).to_contain_text("Called multiply", timeout=10_000)
+    expect(result).to_contain_text("Error from multiply")
+    expect(reply).to_have_attribute("data-status", "streaming")  # still live: the answer streams
+    called.locator("summary").click()  # the block opens to show the arguments
+    expect(called).to_contain_text('"a": 1231')
+    expect(reply).to_have_attribute("data-status", "complete", timeout=15_000)
+    expect(reply).to_contain_text("2,869,461")  # the recorded answer
+
+    page.reload()
+    reply = page.locator("article.msg.assistant").last
+    expect(reply.locator("details.tool-call")).to_contain_text("Called multiply")
+    expect(reply.locator("details.tool-result.failed")).to_contain_text("no tool named 'multiply'")
+    expect(reply.locator(".model")).to_have_attribute(
+        "title", "openai/gpt-4o-mini · 87 in / 26 out tokens · finish: stop"
+    )
