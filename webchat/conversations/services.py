@@ -132,15 +132,22 @@ def last_message(conversation: Conversation) -> Message | None:
 
 
 def has_active_reply(conversation: Conversation) -> bool:
-    """True while a reply of the conversation is pending or streaming."""
-    return (
-        db.session.scalars(
-            select(Run.id)
-            .where(Run.conversation_id == conversation.id, Run.status.in_(Status.ACTIVE))
-            .limit(1)
-        ).first()
-        is not None
+    """True while a reply of the conversation is pending or streaming.
+
+    Looks at the run of the newest message only (one index seek, whatever the conversation's
+    length): a reply being written is always the conversation's newest message, since nothing
+    is sent while one is active. Filtering the conversation's runs by status instead reads all
+    of them (50,000 in a conversation of 100,000 messages) on SQLite and on PostgreSQL.
+    """
+    newest_run = (
+        select(Message.run_id)
+        .where(Message.conversation_id == conversation.id)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
+    status = db.session.scalar(select(Run.status).where(Run.id == newest_run))
+    return status in Status.ACTIVE
 
 
 def send_message(
