@@ -159,6 +159,14 @@ def runner(app):
     return app.test_cli_runner()
 
 
+@pytest.fixture
+def ctx(app):
+    """The app, with its app context pushed for the test (rolled back at the end)."""
+    with app.app_context():
+        yield app
+        db.session.rollback()
+
+
 def wait_for_runs(app, timeout: float = 30) -> None:
     """Join every run thread the app has started (they are daemon threads)."""
     deadline = time.monotonic() + timeout

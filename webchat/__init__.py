@@ -51,9 +51,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(conversations_bp)
+    from .porting import bp as porting_bp
     from .search import bp as search_bp
 
     app.register_blueprint(search_bp)
+    app.register_blueprint(porting_bp)
     from . import api
     from .settings import bp as settings_bp
 

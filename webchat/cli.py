@@ -43,9 +43,11 @@ def init_app(app: Flask) -> None:
     """Register the command groups on ``app``."""
     from .api.tokens import cli as tokens
     from .conversations.cli import trash
+    from .porting.cli import importer
     from .seed import seed_command
 
     app.cli.add_command(users)
     app.cli.add_command(trash)
+    app.cli.add_command(importer)
     app.cli.add_command(tokens)
     app.cli.add_command(seed_command)

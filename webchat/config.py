@@ -56,6 +56,7 @@ class Defaults:
     SIDEBAR_PAGE_SIZE = 50  # conversations per page in the sidebar
     TRASH_RETENTION_DAYS = 30  # days in Trash before a conversation is purged; 0 keeps it
     TITLE_GENERATION = True  # a real model titles a new conversation in the background
+    IMPORT_MAX_BYTES = 512 * 1024 * 1024  # largest upload on the import page, in bytes
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -63,12 +64,12 @@ class Defaults:
     REMEMBER_COOKIE_SAMESITE = "Lax"
 
 
-def normalize_database_url(url: str) -> str:
 # Plain environment variables honoured when the WEBCHAT_* ones are unset (the names the SDKs and
 # their documentation use); keys are read from here or the instance config, never stored.
 PLAIN_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
 
 
+def normalize_database_url(url: str) -> str:
     """Return ``url`` with a PostgreSQL scheme pinned to the psycopg 3 driver.
 
     ``postgres://`` and ``postgresql://`` (as Heroku-style ``DATABASE_URL`` values give them) become

@@ -1,0 +1,248 @@
+"""Export: one conversation as webchat JSON or Markdown; all of a user's as a ZIP or NDJSON.
+
+Every export is a generator of text or bytes, so a response streams it: messages are read in
+keyset batches of :data:`BATCH` (``(created_at, id)``, the conversation's index) and let go once
+written, so memory stays flat whatever the conversation's or the history's size.
+
+The JSON document (``format`` ``"webchat.conversation"``, ``version`` 1)::
+
+    {"format": "webchat.conversation", "version": 1, "exported_at": "<ISO 8601>",
+     "conversation": {"id", "title", "model", "system_prompt", "metadata", "pinned",
+                      "archived_at", "deleted_at", "created_at", "updated_at"},
+     "messages": [{every column of the message but conversation_id}, ...],   # oldest first
+     "runs": [{every column of the run but conversation_id}, ...]}
+
+Times are ISO 8601 UTC with microseconds, ids are UUID strings, JSON columns are as stored; so
+:mod:`webchat.porting.native` re-imports a document exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+import zipfile
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import inspect, select, tuple_
+
+from ..extensions import db
+from ..models import Conversation, Message, Role, Run, User, utcnow
+
+FORMAT = "webchat.conversation"
+VERSION = 1
+BATCH = 1_000  # rows read per query
+ZIP_FLUSH_BYTES = 256 * 1024  # compressed bytes buffered before a ZIP chunk is sent
+EXCLUDED = {
+    Conversation: {"user_id", "message_count"},  # the owner is whoever imports; counts derive
+    Message: {"conversation_id"},
+    Run: {"conversation_id"},
+}
+
+
+def fields(model: type) -> list[tuple[str, str]]:
+    """``(attribute, column name)`` of every exported column of ``model``, in table order."""
+    excluded = EXCLUDED.get(model, set())
+    out = []
+    for attr in inspect(model).column_attrs:
+        name = attr.columns[0].name
+        if name not in excluded and attr.key not in excluded:
+            out.append((attr.key, name))
+    return out
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    """A model row as JSON-ready ``{column name: value}`` (see :func:`fields`)."""
+    return {name: _json_value(getattr(row, key)) for key, name in fields(type(row))}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _batches(model: type, conversation: Conversation) -> Iterator[Any]:
+    """Rows of ``model`` of the conversation by ``(created_at, id)``, read :data:`BATCH` at a
+    time and expunged once yielded."""
+    after = None
+    while True:
+        query = select(model).where(model.conversation_id == conversation.id)  # type: ignore[attr-defined]
+        if after is not None:
+            query = query.where(tuple_(model.created_at, model.id) > after)  # type: ignore[attr-defined]
+        order = (model.created_at, model.id)  # type: ignore[attr-defined]
+        rows = db.session.scalars(query.order_by(*order).limit(BATCH)).all()
+        for row in rows:
+            yield row
+            db.session.expunge(row)
+        if len(rows) < BATCH:
+            return
+        after = (rows[-1].created_at, rows[-1].id)
+
+
+def messages_of(conversation: Conversation) -> Iterator[Message]:
+    """The conversation's messages, oldest first, in bounded memory."""
+    return _batches(Message, conversation)
+
+
+def json_chunks(conversation: Conversation) -> Iterator[str]:
+    """The conversation as one webchat JSON document, in pieces (one per message or run)."""
+    head = {
+        "format": FORMAT,
+        "version": VERSION,
+        "exported_at": utcnow().isoformat(),
+        "conversation": row_dict(conversation),
+    }
+    yield _dumps(head)[:-1] + ',"messages":['
+    for i, message in enumerate(messages_of(conversation)):
+        yield ("," if i else "") + _dumps(row_dict(message))
+    yield '],"runs":['
+    for i, run in enumerate(_batches(Run, conversation)):
+        yield ("," if i else "") + _dumps(row_dict(run))
+    yield "]}"
+
+
+def to_json(conversation: Conversation) -> dict[str, Any]:
+    """The whole JSON document as a dict (for small conversations and tests)."""
+    return json.loads("".join(json_chunks(conversation)))
+
+
+def _fence(text: str, info: str = "") -> str:
+    """``text`` in a fenced code block whose fence is longer than any backtick run in it."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text.rstrip()}\n{fence}\n"
+
+
+def _when(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _tool_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+def markdown_chunks(conversation: Conversation) -> Iterator[str]:
+    """The conversation as readable Markdown: a heading per turn (your message, the assistant's
+    reply with its tool calls and results as fenced blocks, a system note), oldest first."""
+    yield f"# {conversation.title}\n\n"
+    yield (
+        f"*Exported from webchat on {_when(utcnow())} · model `{conversation.model}` · "
+        f"started {_when(conversation.created_at)}*\n"
+    )
+    if conversation.system_prompt:
+        yield "\n**System prompt**\n\n" + _fence(conversation.system_prompt)
+    current_run = object()
+    for message in messages_of(conversation):
+        in_turn = message.run_id is not None and message.run_id == current_run
+        current_run = message.run_id
+        if message.role == Role.USER:
+            yield f"\n## You · {_when(message.created_at)}\n\n{message.content.rstrip()}\n"
+            continue
+        if message.role == Role.SYSTEM:
+            yield f"\n## System · {_when(message.created_at)}\n\n{message.content.rstrip()}\n"
+            continue
+        if not in_turn:
+            model = (message.meta or {}).get("model") or ""
+            label = "Assistant" + (f" · {model}" if model else "")
+            yield f"\n## {label} · {_when(message.created_at)}\n"
+        if message.role == Role.TOOL:
+            result = message.tool_result if isinstance(message.tool_result, dict) else {}
+            failed = result.get("error")
+            body = failed or message.content or result.get("result", message.tool_result)
+            verb = "Error from" if failed else "Result of"
+            yield f"\n**{verb} `{message.tool_name or 'tool'}`**\n\n" + _fence(_tool_text(body))
+            continue
+        if message.content:
+            yield f"\n{message.content.rstrip()}\n"
+        if message.tool_call:
+            call = message.tool_call if isinstance(message.tool_call, dict) else {}
+            name = message.tool_name or call.get("name") or "tool"
+            arguments = _tool_text(call.get("arguments", {}))
+            yield f"\n**Called `{name}`**\n\n" + _fence(arguments, "json")
+        if message.error:
+            yield f"\n> {message.error}\n"
+
+
+def user_conversations(user: User) -> Iterator[Conversation]:
+    """The user's conversations not in Trash (archived included), oldest first, read in
+    batches; the read transaction ends between conversations."""
+    after = None
+    while True:
+        query = select(Conversation).where(
+            Conversation.user_id == user.id, Conversation.deleted_at.is_(None)
+        )
+        if after is not None:
+            query = query.where(tuple_(Conversation.created_at, Conversation.id) > after)
+        order = (Conversation.created_at, Conversation.id)
+        rows = db.session.scalars(query.order_by(*order).limit(100)).all()
+        if not rows:
+            return
+        after = (rows[-1].created_at, rows[-1].id)
+        for conversation in rows:
+            yield conversation
+            db.session.rollback()  # a long download holds no snapshot open between them
+
+
+def filename(conversation: Conversation, extension: str) -> str:
+    """``2024-05-01-holiday-plans-<id>.<extension>``: a date, a slug of the title, the id."""
+    slug = re.sub(r"[^a-z0-9]+", "-", conversation.title.lower()).strip("-")[:50] or "conversation"
+    return f"{conversation.created_at:%Y-%m-%d}-{slug}-{conversation.id}.{extension}"
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable stream that keeps what is written until taken (zipfile writes
+    data descriptors to such a stream, so a ZIP can be produced front to back)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.parts.append(bytes(data))
+        self.size += len(data)
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts.clear()
+        self.size = 0
+        return data
+
+
+def zip_chunks(user: User) -> Iterator[bytes]:
+    """All of the user's conversations (not in Trash) as a ZIP of webchat JSON files, one per
+    conversation, produced as it is sent: at most one conversation's pieces and
+    :data:`ZIP_FLUSH_BYTES` of compressed output are held at a time."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for conversation in user_conversations(user):
+            with archive.open(filename(conversation, "json"), "w", force_zip64=True) as member:
+                for piece in json_chunks(conversation):
+                    member.write(piece.encode())
+                    if sink.size >= ZIP_FLUSH_BYTES:
+                        yield sink.take()
+            yield sink.take()
+    yield sink.take()
+
+
+def ndjson_chunks(user: User) -> Iterator[bytes]:
+    """All of the user's conversations as NDJSON: one webchat JSON document per line."""
+    for conversation in user_conversations(user):
+        for piece in json_chunks(conversation):
+            yield piece.encode()
+        yield b"\n"

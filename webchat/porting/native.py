@@ -1,0 +1,199 @@
+"""Import webchat's own JSON export (see :mod:`webchat.porting.export` for the format).
+
+Accepted: one conversation document, a JSON array of them, NDJSON (one per line), or a ZIP of
+``.json`` documents (the bulk export). A conversation comes back exactly — every field of every
+message and run, with the same ids — unless its ids are taken on this server (imported before by
+the same person: reported and left alone; someone else's: imported with new ids, links kept).
+Stored HTML is never taken from the file: it is rendered again from the Markdown, so a crafted
+file cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+from sqlalchemy import Uuid, insert, select
+
+from ..db import begin_write
+from ..extensions import db
+from ..models import Conversation, Message, Run, User, UTCDateTime, new_id
+from ..rendering import render_markdown
+from . import drafts
+from .export import FORMAT, VERSION, fields
+from .report import ImportReport
+
+SOURCE = "webchat"
+
+
+class Unreadable(ValueError):
+    """The file is not webchat JSON at all."""
+
+
+def documents(fileobj: IO[bytes]) -> Iterator[tuple[str, Any]]:
+    """``(label, parsed JSON)`` of each conversation document in the file (see module doc);
+    a ZIP member or NDJSON line that is not JSON is yielded as ``(label, Unreadable)``."""
+    head = fileobj.read(4)
+    fileobj.seek(0)
+    if head.startswith(b"PK"):
+        try:
+            archive = zipfile.ZipFile(fileobj)
+        except zipfile.BadZipFile as exc:
+            raise Unreadable(f"not a readable ZIP: {exc}") from None
+        with archive:
+            for name in archive.namelist():
+                if name.endswith(".json"):
+                    yield name, _parse(archive.read(name))
+        return
+    raw = fileobj.read()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        yield "document", data
+    elif isinstance(data, list):
+        for i, doc in enumerate(data):
+            yield f"#{i + 1}", doc
+    else:
+        for i, line in enumerate(raw.splitlines()):
+            if line.strip():
+                yield f"line {i + 1}", _parse(line)
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        return Unreadable(f"not JSON: {exc}")
+
+
+def _value(column: Any, value: Any) -> Any:
+    """An exported JSON value back as the column's Python value; raises ValueError."""
+    if value is None:
+        return None
+    if isinstance(column.type, UTCDateTime):
+        parsed = drafts.from_timestamp(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise ValueError(f"{column.name}: {value!r} is not an ISO 8601 time")
+        return parsed
+    if isinstance(column.type, Uuid):
+        return uuid.UUID(str(value))
+    return value
+
+
+def _rows(model: type, items: Any) -> list[dict[str, Any]]:
+    """Model attribute dicts from exported rows; raises ValueError for a malformed one."""
+    if not isinstance(items, list):
+        raise ValueError(f"{model.__tablename__} is not a list")  # type: ignore[attr-defined]
+    table = model.__table__  # type: ignore[attr-defined]
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or "id" not in item:
+            raise ValueError(f"a row of {table.name} is not an object with an id")
+        out.append(
+            {key: _value(table.c[name], item[name]) for key, name in fields(model) if name in item}
+        )
+    return out
+
+
+def _taken(model: type, ids: list[uuid.UUID]) -> bool:
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        if db.session.scalars(select(model.id).where(model.id.in_(chunk)).limit(1)).first():  # type: ignore[attr-defined]
+            return True
+    return False
+
+
+def _relink(
+    messages: list[dict[str, Any]], runs: list[dict[str, Any]], fresh: bool, report: ImportReport
+) -> None:
+    """Give every row a new id when ``fresh``, and point links at rows of this document only
+    (a link to a row the document does not hold is dropped, and noted)."""
+    # New ids (UUIDv7, increasing) are handed out in the old ids' order, so messages with equal
+    # created_at keep their order.
+    ids = sorted({row["id"] for row in (*messages, *runs)})
+    mapping = {old: (new_id() if fresh else old) for old in ids}
+
+    def link(row: dict[str, Any], key: str) -> None:
+        value = row.get(key)
+        if value is not None and value not in mapping:
+            report.notes[f"{key} pointing outside the conversation (dropped)"] += 1
+        row[key] = mapping.get(value) if value is not None else None
+
+    for row in messages:
+        row["id"] = mapping[row["id"]]
+        link(row, "parent_id")
+        link(row, "run_id")
+    for row in runs:
+        row["id"] = mapping[row["id"]]
+        link(row, "message_id")
+        link(row, "user_message_id")
+
+
+def import_document(user: User, doc: Any, label: str, report: ImportReport) -> None:
+    """Import one conversation document for ``user`` (one commit), counting into ``report``;
+    a malformed document goes into ``report.failed``."""
+    if isinstance(doc, Unreadable):
+        report.failed.append((label, str(doc)))
+        return
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        report.failed.append((label, "not a webchat conversation document"))
+        return
+    if doc.get("version") != VERSION:
+        report.failed.append((label, f"version {doc.get('version')!r} is not supported"))
+        return
+    try:
+        conversation = _rows(Conversation, [doc.get("conversation")])[0]
+        messages = _rows(Message, doc.get("messages", []))
+        runs = _rows(Run, doc.get("runs", []))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        report.failed.append((label, f"malformed: {exc}"))
+        return
+    begin_write()
+    existing = db.session.get(Conversation, conversation["id"])
+    if existing is not None and existing.user_id == user.id:
+        report.conversations_unchanged += 1
+        report.notes["already on this server (left alone)"] += 1
+        db.session.rollback()
+        return
+    fresh = (
+        existing is not None
+        or _taken(Message, [m["id"] for m in messages])
+        or _taken(Run, [r["id"] for r in runs])
+    )
+    if fresh:
+        conversation["id"] = new_id()
+        report.notes["ids taken on this server (imported with new ids)"] += 1
+    _relink(messages, runs, fresh, report)
+    for row in messages:
+        row["conversation_id"] = conversation["id"]
+        if row.get("content_html") is not None:  # rendered here, never trusted from the file
+            row["content_html"] = render_markdown(row.get("content") or "")
+    for row in runs:
+        row["conversation_id"] = conversation["id"]
+    db.session.execute(insert(Conversation), [{**conversation, "user_id": user.id}])
+    ordered = drafts.parents_first(messages, lambda m: [m["id"]], lambda m: m.get("parent_id"))
+    drafts.insert_rows(ordered, runs)
+    report.conversations_created += 1
+    report.messages += len(messages)
+    report.conversation_ids.append(str(conversation["id"]))
+    db.session.commit()
+
+
+def import_file(user: User, fileobj: IO[bytes]) -> ImportReport:
+    """Import every conversation document of a webchat export file for ``user`` (a commit per
+    conversation); returns the report. Raises :class:`Unreadable` for a broken ZIP."""
+    report = ImportReport(format=SOURCE, files=1)
+    for label, doc in documents(fileobj):
+        import_document(user, doc, label, report)
+    return report
+
+
+def import_bytes(user: User, data: bytes) -> ImportReport:
+    """:func:`import_file` for bytes in memory."""
+    return import_file(user, io.BytesIO(data))
