@@ -349,7 +349,7 @@ def test_other_users_ids_are_404_on_every_route(app, api):
     # and a cursor from someone else's conversation is no way in
     own = new_conversation(other)["id"]
     response = other.get(f"/conversations/{own}/messages", query_string={"after": mid})
-    assert_error(response, 400, "invalid_input", "after")
+    assert_error(response, 404, "not_found", "after")
 
 
 def test_browser_session_works_same_origin_with_csrf(app, client):

@@ -75,7 +75,16 @@ def check_against_file(raw: dict, conversation: Conversation) -> None:
         else:
             assert row.role == author
             parts = [p for p in message["content"].get("parts") or [] if isinstance(p, str)]
-            assert row.content == "\n\n".join(p for p in parts if p)
+            text = "\n\n".join(p for p in parts if p)
+            citations = (message.get("metadata") or {}).get("citations") or []
+            for citation in citations:  # a marker became a link to its source
+                marker = parts[0][citation["start_ix"] : citation["end_ix"]]
+                assert f"]({citation['metadata']['url']})" in row.content
+                assert marker not in row.content
+            if not citations:
+                assert row.content == text
+            else:
+                assert len(row.meta["sources"]) == len({c["metadata"]["url"] for c in citations})
             assert row.content_html is not None
     assert conversation.title == raw["title"]
     current = raw.get("current_node")

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import insert
 
 from .auth import services as accounts
@@ -214,6 +215,7 @@ def seed(
 
 
 @click.command("seed")
+@with_appcontext
 @click.argument("email")
 @click.option(
     "--messages",

@@ -25,6 +25,7 @@ from typing import Any
 from flask import Blueprint, request
 from spectree import Response, SpecTree
 
+from ..providers import available_models
 from .errors import fail
 from .schemas import ErrorBody
 
@@ -39,9 +40,19 @@ _ERRORS = {
 }
 
 
-def _field(location: tuple[Any, ...]) -> str:
-    parts = [str(part) for part in location if part not in ("body", "query", "__root__")]
-    return ".".join(parts) or "body"
+# pydantic error types that say most about a value inside a union (metadata's JSON values)
+_TELLING = ("string_pattern_mismatch", "value_error", "extra_forbidden", "missing")
+
+
+def _fields(problems: list[dict[str, Any]]) -> dict[str, str]:
+    """``{field: message}`` from pydantic's errors: the top-level field (query parameter or body
+    property) at fault, with the most telling message about it."""
+    problems = sorted(problems, key=lambda p: p.get("type") not in _TELLING)
+    fields: dict[str, str] = {}
+    for problem in problems:
+        location = [str(p) for p in problem.get("loc", ()) if p not in ("body", "query")]
+        fields.setdefault(location[0] if location else "body", problem.get("msg", "invalid"))
+    return fields
 
 
 def _reject_invalid(
@@ -50,12 +61,10 @@ def _reject_invalid(
     """spectree's ``before`` hook: turn a validation failure (or a body that is not JSON) into
     the API's 400 error."""
     has_body = request.method in ("POST", "PUT", "PATCH") and request.get_data(cache=True)
-    if has_body and (not request.is_json or request.get_json(silent=True) is None):
+    if has_body and (not request.is_json or not isinstance(request.get_json(silent=True), dict)):
         fail(400, "The body must be a JSON object (Content-Type: application/json).")
     if error is not None:
-        fields: dict[str, str] = {}
-        for problem in adapter.validation_errors(error):
-            fields.setdefault(_field(tuple(problem.get("loc", ()))), problem.get("msg", "invalid"))
+        fields = _fields(adapter.validation_errors(error))
         fail(400, "Some input is invalid; see details.fields.", fields=fields)
 
 
@@ -125,15 +134,68 @@ def documented(decorator: Callable[[Callable], Callable]) -> Callable[[Callable]
     return wrap
 
 
-EVENT_STREAM = {"text/event-stream": {"schema": {"type": "string"}}}
+# One event of a reply's stream (the HTML standard's event stream format): its ``data`` is a
+# JSON object, per event type as webchat.api.stream describes.
+EVENT_STREAM = {
+    "text/event-stream": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "event": {"enum": ["delta", "tool_call", "tool_result", "error", "done"]},
+                "id": {"type": "string", "description": "<message id>:<offset> or :end"},
+                "data": {"type": "string", "contentMediaType": "application/json"},
+            },
+            "required": ["event", "data"],
+        }
+    }
+}
 
 
 @functools.cache
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI document: spectree's, with the ``text/event-stream`` body of streams (which
-    spectree cannot describe). Built once per process."""
+def _document() -> dict[str, Any]:
     document = copy.deepcopy(spec.spec)
+    schemas = document["components"]["schemas"]
+    _close_pattern_properties(document)
     for path, operations in document["paths"].items():
         if path.endswith("/stream") and "get" in operations:
             operations["get"]["responses"]["200"]["content"] = EVENT_STREAM
+        for operation in operations.values():
+            # spectree marks every body required; one whose fields are all optional may be left
+            # out (POST /conversations with no body creates a conversation with the defaults).
+            body = operation.get("requestBody")
+            if body:
+                ref = body["content"]["application/json"]["schema"]["$ref"]
+                body["required"] = bool(schemas[ref.rsplit("/", 1)[1]].get("required"))
+    return document
+
+
+def _close_pattern_properties(node: Any) -> None:
+    """pydantic describes ``dict[<constrained str>, V]`` by ``patternProperties`` alone, which
+    lets any other key through; it validates keys by that pattern, so no other key is allowed."""
+    if isinstance(node, dict):
+        if "patternProperties" in node:
+            node.setdefault("additionalProperties", False)
+        for value in node.values():
+            _close_pattern_properties(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_pattern_properties(value)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document: spectree's (built once per process), with the ``text/event-stream``
+    body of streams, which spectree cannot describe, bodies without required fields optional,
+    and the model ids this server offers now as the ``enum`` of every model field (marked
+    ``x-webchat-enum: models`` in the schemas)."""
+    document = copy.deepcopy(_document())
+    models = available_models()
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.pop("x-webchat-enum", None) == "models":
+                node["enum"] = models
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
     return document

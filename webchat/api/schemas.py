@@ -12,11 +12,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from typing_extensions import TypeAliasType
 
 from ..models import Conversation, Message, Role, Status
 
-STORABLE = r"^[^\u0000]*$"
+STORABLE = r"^[^\u0000]*$"  # no NUL
+NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # and at least one visible character
+CURSOR = r"^[01]\.[0-9]{1,17}\.[0-9a-f]{32}$"  # webchat.conversations.paging.ConversationCursor
+MODELS = {"x-webchat-enum": "models"}  # webchat.api.base fills in the models offered now
 
 
 def _storable(value: Any, path: str = "") -> Any:
@@ -41,9 +45,23 @@ def _storable(value: Any, path: str = "") -> Any:
     return value
 
 
-Text = Annotated[str, AfterValidator(_storable), Field(pattern=STORABLE)]
+# Constraints first: they then show in the JSON schema (a validator before them would hide them).
+Text = Annotated[str, StringConstraints(pattern=STORABLE), AfterValidator(_storable)]
+Line = Annotated[str, StringConstraints(pattern=NOT_BLANK), AfterValidator(_storable)]
+Title = Annotated[
+    str,
+    StringConstraints(pattern=NOT_BLANK, min_length=1, max_length=200),
+    AfterValidator(_storable),
+]
+ModelId = Annotated[str, StringConstraints(pattern=STORABLE, max_length=200)]
+Cursor = Annotated[str, StringConstraints(pattern=CURSOR)]
+# Any JSON value whose strings (keys too) are storable.
+JsonValue = TypeAliasType(  # type: ignore[misc]
+    "JsonValue",
+    "Text | int | float | bool | None | list[JsonValue] | dict[Text, JsonValue]",
+)
 Metadata = Annotated[
-    dict[str, Any],
+    dict[Text, JsonValue],
     AfterValidator(_storable),
     Field(description="Free-form JSON object of the client's own keys."),
 ]
@@ -53,13 +71,16 @@ assert set(RoleName.__args__) == set(Role.ALL)  # type: ignore[attr-defined]
 assert set(StatusName.__args__) == set(Status.ACTIVE + Status.FINAL)  # type: ignore[attr-defined]
 
 
-def _no_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
+def optional(*, json_schema_extra: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """A field that may be left out (not null): absent means "leave as it is". Its schema shows
+    no ``default: null``, which its type would contradict."""
+    extra = dict(json_schema_extra or {})
 
+    def schema_of(schema: dict[str, Any]) -> None:
+        schema.pop("default", None)
+        schema.update(extra)
 
-def optional(**kwargs: Any) -> Any:
-    """A field that may be left out (not null): absent means "leave as it is"."""
-    return Field(default=None, json_schema_extra=_no_default, **kwargs)
+    return Field(default=None, json_schema_extra=schema_of, **kwargs)
 
 
 class Body(BaseModel):
@@ -156,8 +177,13 @@ class MessagePage(BaseModel):
 
 
 class SendMessage(Body):
-    content: Text = Field(description="The message text (at most MAX_MESSAGE_CHARS characters).")
-    model: Text = optional(description="A model id of GET /api/v1/models for this reply only.")
+    content: Line = Field(
+        description="The message text: at most MAX_MESSAGE_CHARS characters (100,000 unless "
+        "configured otherwise; 413 beyond)."
+    )
+    model: ModelId = optional(
+        description="A model of GET /api/v1/models for this reply only.", json_schema_extra=MODELS
+    )
 
 
 class SendResult(BaseModel):
@@ -231,13 +257,16 @@ class ConversationQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(50, ge=1, le=200, description="Conversations per page, 1–200.")
-    cursor: Text = optional(description="next_cursor of the previous page.")
+    cursor: Cursor = optional(description="next_cursor of the previous page.")
     archived: bool = Field(False, description="List the archived conversations instead.")
 
 
 class ConversationCreate(Body):
-    title: Text = optional(min_length=1, max_length=200)
-    model: Text = optional(description="A model id of GET /api/v1/models.")
+    title: Title = optional()
+    model: ModelId = optional(
+        description="A model of GET /api/v1/models; the default one when left out.",
+        json_schema_extra=MODELS,
+    )
     system_prompt: Text | None = None
     metadata: Metadata = optional()
 
@@ -245,11 +274,13 @@ class ConversationCreate(Body):
 class ConversationPatch(Body):
     """Fields left out stay as they are."""
 
-    title: Text = optional(min_length=1, max_length=200)
+    title: Title = optional()
     pinned: bool = optional()
     archived: bool = optional()
     metadata: Metadata = optional(description="Replaces the whole metadata object.")
-    model: Text = optional(description="A model id of GET /api/v1/models.")
+    model: ModelId = optional(
+        description="A model of GET /api/v1/models.", json_schema_extra=MODELS
+    )
     system_prompt: Text | None = optional(description="null removes it.")
 
 

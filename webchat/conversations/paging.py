@@ -42,8 +42,8 @@ def _messages(conversation: Conversation) -> Select:
 def find_message(conversation: Conversation, message_id: str | uuid.UUID, field: str) -> Message:
     """The message ``message_id`` of ``conversation``, used as a cursor named ``field``.
 
-    Raises :class:`InvalidInput` (400, naming ``field``) for a malformed id or one that is not a
-    message of this conversation.
+    Raises :class:`InvalidInput` naming ``field``: 400 for a malformed id, 404 for one that is
+    not a message of this conversation (unknown, or someone else's).
     """
     try:
         mid = message_id if isinstance(message_id, uuid.UUID) else uuid.UUID(str(message_id))
@@ -51,7 +51,7 @@ def find_message(conversation: Conversation, message_id: str | uuid.UUID, field:
         raise InvalidInput(f"{field} must be a message id (a UUID).", field=field) from None
     message = db.session.scalars(_messages(conversation).where(Message.id == mid)).first()
     if message is None:
-        raise InvalidInput(f"No message {mid} in this conversation.", field=field)
+        raise InvalidInput(f"No message {mid} in this conversation.", field=field, status=404)
     return message
 
 
@@ -154,22 +154,29 @@ def window(
     before: str | None = None,
     after: str | None = None,
     around: str | None = None,
+    fragment: bool = False,
 ) -> Window:
     """The page's messages: about ``limit`` before the message ``before``, after ``after``,
     centred on ``around``, or else the newest. Ends are widened to whole runs.
 
-    A window from ``before`` reports no ``newer`` (those are on the page already), and one from
-    ``after`` no ``older``. Raises :class:`InvalidInput` for an id that is not a message of the
-    conversation.
+    A ``fragment`` window (loaded into a page that shows the messages on the cursor's side
+    already) has no link back to that side. Raises :class:`InvalidInput` for an id that is not
+    a message of the conversation.
     """
     if before:
         start = key_of(find_message(conversation, before, "before"))
         items, more = older(conversation, start, limit)
-        return _window(conversation, items, more, False)
+        shown = _window(conversation, items, more, False)
+        if items and not fragment:
+            shown.newer = shown.messages[-1]  # the cursor's message and those after it
+        return shown
     if after:
         start = key_of(find_message(conversation, after, "after"))
         items, more = newer(conversation, start, limit)
-        return _window(conversation, items, False, more)
+        shown = _window(conversation, items, False, more)
+        if items and not fragment:
+            shown.older = shown.messages[0]
+        return shown
     if around:
         target = find_message(conversation, around, "around")
         head, has_older = older(conversation, key_of(target), limit // 2)
@@ -201,7 +208,7 @@ class ConversationCursor:
         """Parse a cursor given back by a client. Raises :class:`InvalidInput` naming ``field``."""
         try:
             pinned, micros, hex_id = value.split(".")
-            if pinned not in ("0", "1"):
+            if pinned not in ("0", "1") or not micros.isascii() or not micros.isdigit():
                 raise ValueError(pinned)
             return cls(pinned == "1", _EPOCH + int(micros) * _MICROSECOND, uuid.UUID(hex=hex_id))
         except (ValueError, OverflowError):

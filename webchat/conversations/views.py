@@ -112,6 +112,7 @@ def show(conversation_id: str):
     older or newer window alone, to load in place while the reader scrolls."""
     conversation = _conversation_or_404(conversation_id)
     before, after = request.args.get("before"), request.args.get("after")
+    fragment = bool(request.htmx and (before or after))
     try:
         window = paging.window(
             conversation,
@@ -119,10 +120,11 @@ def show(conversation_id: str):
             before=before,
             after=after,
             around=request.args.get("around"),
+            fragment=fragment,
         )
     except InvalidInput:
         abort(404, "No such message in this conversation.")
-    if request.htmx and (before or after):
+    if fragment:
         html = render_template(
             "conversations/_history.html", conversation=conversation, window=window
         )

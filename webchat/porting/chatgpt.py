@@ -77,7 +77,36 @@ def load(fileobj: IO[bytes]) -> list[Any]:
     return data
 
 
-def _text_of(content: dict[str, Any], report: ImportReport) -> tuple[str, dict[str, Any]]:
+def link_citations(text: str, citations: Any) -> tuple[str, list[dict[str, Any]]]:
+    """``text`` with ChatGPT's citation markers (``【6†source】`` at ``start_ix``–``end_ix``)
+    replaced by numbered Markdown links to the cited page, and the sources as
+    ``[{"n", "url", "title"}]``. Citations without a URL or whose span is not a marker are left
+    as they are."""
+    if not isinstance(citations, list):
+        return text, []
+    numbers: dict[str, int] = {}
+    sources: list[dict[str, Any]] = []
+    spans = []
+    for citation in citations:
+        if not isinstance(citation, dict):
+            continue
+        start, end = citation.get("start_ix"), citation.get("end_ix")
+        url = (citation.get("metadata") or {}).get("url")
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+            continue
+        if not url or text[start] not in "【\ue200":
+            continue
+        if url not in numbers:
+            numbers[url] = len(numbers) + 1
+            title = (citation.get("metadata") or {}).get("title")
+            sources.append({"n": numbers[url], "url": url, "title": title})
+        spans.append((start, end, numbers[url], url))
+    for start, end, n, url in sorted(spans, reverse=True):
+        text = f"{text[:start]} [{n}]({url}){text[end:]}"
+    return text, sources
+
+
+def _text_of(content: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The readable text of a message's ``content`` and extra metadata for it."""
     kind = content.get("content_type") or "text"
     extra: dict[str, Any] = {}
@@ -141,7 +170,13 @@ def _draft_message(
     author = message.get("author") or {}
     role = author.get("role")
     content = message.get("content") or {}
-    text, extra = _text_of(content, report)
+    text, extra = _text_of(content)
+    parts = content.get("parts")
+    if role == "assistant" and isinstance(parts, list) and len(parts) == 1:
+        citations = (message.get("metadata") or {}).get("citations")
+        text, sources = link_citations(text, citations)
+        if sources:
+            extra["sources"] = sources
     meta: dict[str, Any] = {"content_type": content.get("content_type") or "text"}
     model = (message.get("metadata") or {}).get("model_slug")
     if model:
