@@ -412,6 +412,7 @@ def test_fault_ends_in_error_keeps_partial_and_retry_works(
     cid, (user, failed) = chat(app, user_client, "Say something long", MODELS[provider])
     assert failed.status == "error"
     assert failed.content == partial  # every delta before the fault, byte for byte
+    assert len(upstream.posts()) == 1  # PROVIDER_MAX_RETRIES=0: the SDK did not retry
     assert words in failed.error, failed.error
     with app.app_context():
         assert db.session.get(Run, failed.run_id).status == "error"
@@ -504,3 +505,14 @@ def test_model_list_comes_from_the_server(make_app, upstream):
     )
     with down.test_request_context():
         assert "openai/gpt-4o-mini" in available_models()  # the configured ones still
+
+
+def test_sdk_retries_as_configured(make_app, upstream):
+    app = make_app(**upstream_config(upstream, PROVIDER_MAX_RETRIES=1))
+    client = app.test_client()
+    sign_up(client)
+    busy = json_reply(500, SERVER_ERROR)
+    busy.headers["retry-after-ms"] = "10"  # the SDKs honour it: no real back-off in the test
+    upstream.queue(busy, chunk_file_reply(fixture_path(*TEXT_CHUNKS)))
+    _, (user, reply) = chat(app, client, "Hello", "openai/gpt-4o-mini")
+    assert reply.status == "complete" and len(upstream.posts()) == 2
