@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from webchat import seed as seeding
 from webchat.auth import services as accounts
 from webchat.extensions import db
-from webchat.models import Conversation, Message, Role, Status
+from webchat.models import Conversation, Message, Role, Run, Status
 from webchat.rendering import render_markdown
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -49,6 +49,11 @@ def test_seed_command_fills_conversations_and_prints_their_ids(app, runner):
             for m in messages:
                 if m.role == Role.ASSISTANT:
                     assert m.content_html == render_markdown(m.content)
+                    run = db.session.get(Run, m.run_id)  # the finished run that wrote it
+                    assert (run.message_id, run.user_message_id) == (m.id, m.parent_id)
+                    assert run.status == Status.COMPLETE and run.conversation_id == conversation.id
+                else:
+                    assert m.run_id is None
             assert 200 <= mean(len(m.content) for m in messages) <= 420
             assert len({m.content for m in messages}) > 15  # varied text
 

@@ -185,7 +185,10 @@ class Run(Model):
     """
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),)
+    __table_args__ = (
+        Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
+        Index("ix_runs_conversation_status", "conversation_id", "status"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     conversation_id: Mapped[uuid.UUID] = mapped_column(

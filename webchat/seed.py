@@ -2,8 +2,9 @@
 
 Each conversation gets N messages alternating user / assistant, ~300 characters of varied text
 each (assistant text with some Markdown), one second apart and ending now, each the parent of
-the next. Assistant messages carry their sanitized HTML, rendered once per distinct text (the
-texts come from a pool of a few hundred), so pages of seeded conversations do no Markdown work.
+the next; each assistant message has the finished run that wrote it, as in a real conversation.
+Assistant messages carry their sanitized HTML, rendered once per distinct text (the texts come
+from a pool of a few hundred), so pages of seeded conversations do no Markdown work.
 
 Rows go in by multi-row ``INSERT … VALUES`` statements of :data:`BATCH` rows: a hundred
 statements for 100,000 messages, and on PostgreSQL one firing of the statement triggers of
@@ -22,11 +23,11 @@ from datetime import datetime, timedelta
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from .auth import services as accounts
 from .extensions import db
-from .models import Conversation, Message, Role, Status, User, new_id, utcnow
+from .models import Conversation, Message, Role, Run, Status, User, new_id, utcnow
 from .rendering import render_markdown
 
 BATCH = 1000  # rows per INSERT statement (14 columns: well under SQLite's 32,766 variables)
@@ -99,8 +100,9 @@ def _assistant_text(rng: random.Random) -> str:
 class _Texts:
     """Pools of user and assistant texts, and each assistant text's HTML rendered once."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, model: str) -> None:
         self.rng = rng
+        self.model = model
         self.user = [_user_text(rng) for _ in range(POOL)]
         self.assistant = [_assistant_text(rng) for _ in range(POOL)]
         self._html: dict[str, str] = {}
@@ -114,6 +116,8 @@ class _Texts:
 def _message_rows(
     texts: _Texts, conversation_id: uuid.UUID, count: int, end: datetime
 ) -> Iterator[dict]:
+    """The rows of ``count`` messages ending at ``end``, one second apart, each the parent of the
+    next; an assistant message's row carries the ``run`` that wrote it (see :func:`_run_row`)."""
     parent: uuid.UUID | None = None
     start = end - timedelta(seconds=count)
     for i in range(count):
@@ -122,7 +126,7 @@ def _message_rows(
         content = pool[texts.rng.randrange(POOL)]
         at = start + timedelta(seconds=i + 1)
         mid = new_id()
-        yield {
+        row = {
             "id": mid,
             "conversation_id": conversation_id,
             "parent_id": parent,
@@ -139,7 +143,35 @@ def _message_rows(
             "created_at": at,
             "updated_at": at,
         }
+        if role == Role.ASSISTANT:
+            row["run"] = _run_row(conversation_id, mid, parent, texts.model, at)
+        yield row
         parent = mid
+
+
+def _run_row(
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    user_message_id: uuid.UUID | None,
+    model: str,
+    at: datetime,
+) -> dict:
+    """A finished run that wrote ``message_id`` in answer to ``user_message_id``, as a real
+    conversation has one per reply."""
+    return {
+        "id": new_id(),
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "user_message_id": user_message_id,
+        "model": model,
+        "status": Status.COMPLETE,
+        "cancel_requested": False,
+        "worker": None,
+        "error": None,
+        "heartbeat_at": at,
+        "created_at": at,
+        "finished_at": at,
+    }
 
 
 def _batched_insert(table):
@@ -160,8 +192,8 @@ def seed(
     """Create ``conversations`` conversations of ``user`` with ``messages`` complete messages
     each; returns their ids, newest activity last. Commits every ~20,000 messages (calling
     ``on_commit(ids)`` with the ids committed so far)."""
-    texts = _Texts(random.Random(random_seed))
     model = current_app.config["DEFAULT_MODEL"]
+    texts = _Texts(random.Random(random_seed), model)
     now = utcnow()
     ids: list[uuid.UUID] = []
     conversation_rows: list[dict] = []
@@ -170,13 +202,26 @@ def seed(
 
     def flush(commit: bool) -> None:
         nonlocal pending
+        # Messages and runs refer to each other: messages first, then their runs, then the
+        # messages' run_id in one UPDATE … FROM.
+        run_rows = [row.pop("run") for row in message_rows if "run" in row]
+        run_ids = [row["id"] for row in run_rows]
         for table, rows in (
             (Conversation.__table__, conversation_rows),
             (Message.__table__, message_rows),
+            (Run.__table__, run_rows),
         ):
             if rows:
                 db.session.execute(_batched_insert(table), rows)
                 rows.clear()
+        for start in range(0, len(run_ids), BATCH):
+            batch = run_ids[start : start + BATCH]
+            db.session.execute(
+                update(Message)
+                .where(Message.id == Run.message_id, Run.id.in_(batch))
+                .values(run_id=Run.id)
+                .execution_options(synchronize_session=False)
+            )
         if commit:
             db.session.commit()
             pending = 0

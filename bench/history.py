@@ -1,0 +1,228 @@
+"""Long histories: is the cost of a conversation flat in its length?
+
+For conversations of 100, 10,000 and 100,000 messages (``flask seed``'s text), the server time
+of: the conversation page (``GET /c/<id>``, the newest window), the API's newest page
+(``GET /api/v1/conversations/<id>``), an older page (``GET .../messages?before=<a message in the
+middle>``) and sending one message (``POST .../messages``, the 202; the demo reply then runs
+outside the timing). Then the sidebar: the new-chat page of a user with 100 conversations and
+of one with 10,000, and an htmx page of the sidebar from the middle of the 10,000.
+
+Times are of the Flask test client calling the WSGI app in this process (no network): median
+and p90 over ``--samples`` requests after a few warm-up ones, in ms, and each median's ratio to
+the smallest case (goal: ≤ 1.2). Prints a Markdown table per database. Stops by itself.
+
+Usage::
+
+    .venv/bin/python -m bench.history [--db sqlite,postgres] [--samples 30]
+        [--sizes 100,10000,100000] [--conversations 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from webchat import create_app
+from webchat.api import tokens
+from webchat.auth import services as accounts
+from webchat.conversations import paging
+from webchat.extensions import db
+from webchat.models import Conversation
+from webchat.seed import seed
+
+from .stream_server import fresh_database
+
+WARMUP = 5
+
+
+def timed(call: Callable[[], object], samples: int, after: Callable[[], None] | None = None):
+    """``samples`` wall times of ``call`` in ms (after ``WARMUP`` untimed calls); ``after`` runs
+    untimed after each call."""
+    times = []
+    for i in range(WARMUP + samples):
+        started = time.perf_counter()
+        response = call()
+        elapsed = (time.perf_counter() - started) * 1000
+        status = getattr(response, "status_code", 200)
+        if status >= 400:
+            raise SystemExit(f"benchmark request failed with {status}: {response.get_data()[:300]}")
+        if after is not None:
+            after()
+        if i >= WARMUP:
+            times.append(elapsed)
+    return times
+
+
+def p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[-1]
+
+
+def wait_for_runs(app) -> None:
+    for thread in list(app.extensions.get("webchat.run_threads", [])):
+        thread.join(30)
+
+
+def signed_in(app, user_id: int):
+    """A test client whose session is signed in as ``user_id`` (Flask-Login's session key)."""
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user_id)
+        session["_fresh"] = True
+    return client
+
+
+def prepare(app, sizes: list[int], conversations: int, kind: str) -> dict:
+    """Accounts, a token, the seeded conversations, and the cursors the cases use."""
+    with app.app_context():
+        reader = accounts.create_user("reader@example.com", "benchmark")
+        small = accounts.create_user("small@example.com", "benchmark")
+        many = accounts.create_user("many@example.com", "benchmark")
+        _row, token = tokens.create_token(reader, "bench")
+        db.session.commit()
+        ids = {}
+        for size in sizes:
+            started = time.perf_counter()
+            (ids[size],) = seed(reader, messages=size, random_seed=size)
+            took = time.perf_counter() - started
+            print(f"[{kind}] seeded {size:,} messages in {took:.1f} s", flush=True)
+        started = time.perf_counter()
+        seed(small, messages=2, conversations=100, random_seed=1)
+        seed(many, messages=2, conversations=conversations, random_seed=2)
+        took = time.perf_counter() - started
+        print(f"[{kind}] seeded {conversations:,} conversations in {took:.1f} s", flush=True)
+        middles = {}
+        for size, cid in ids.items():
+            conversation = db.session.get(Conversation, cid)
+            items, _more = paging.newer(conversation, None, 1, offset=size // 2)
+            middles[size] = str(items[0].id)
+        middle_cursor = str(paging.conversations_page(many, limit=conversations // 2)[1])
+        setup = {
+            "token": token,
+            "ids": ids,
+            "middles": middles,
+            "users": {"reader": reader.id, "small": small.id, "many": many.id},
+            "middle_cursor": middle_cursor,
+        }
+        db.session.remove()
+    return setup
+
+
+def time_conversations(app, setup: dict, samples: int) -> dict[str, dict[int, list[float]]]:
+    """The four per-conversation cases, for each size."""
+    bearer = {"Authorization": f"Bearer {setup['token']}"}
+    api = app.test_client()
+    page = signed_in(app, setup["users"]["reader"])
+    results: dict[str, dict[int, list[float]]] = {}
+    for size, cid in setup["ids"].items():
+        cases = {
+            "conversation page": lambda cid=cid: page.get(f"/c/{cid}"),
+            "API: newest page": lambda cid=cid: api.get(
+                f"/api/v1/conversations/{cid}", headers=bearer
+            ),
+            "API: older page (?before=, middle)": lambda cid=cid, size=size: api.get(
+                f"/api/v1/conversations/{cid}/messages",
+                query_string={"before": setup["middles"][size], "limit": 50},
+                headers=bearer,
+            ),
+        }
+        for name, call in cases.items():
+            results.setdefault(name, {})[size] = timed(call, samples)
+        results.setdefault("send one message (202)", {})[size] = timed(
+            lambda cid=cid: api.post(
+                f"/api/v1/conversations/{cid}/messages",
+                json={"content": "One more question about all of this."},
+                headers=bearer,
+            ),
+            samples,
+            after=lambda: wait_for_runs(app),
+        )
+    return results
+
+
+def measure(kind: str, sizes: list[int], conversations: int, samples: int) -> list[list[str]]:
+    """Seed a fresh database of ``kind`` and time every case; returns the table's rows."""
+    with (
+        tempfile.TemporaryDirectory(prefix="webchat-bench-history-") as folder,
+        fresh_database(kind, Path(folder)) as url,
+    ):
+        app = create_app(
+            {
+                "SECRET_KEY": "bench",
+                "DATABASE_URL": url,
+                "INSTANCE_PATH": folder,
+                "REAPER_INTERVAL_MS": 0,
+                "DEMO_DELAY_MS": 0,
+            }
+        )
+        setup = prepare(app, sizes, conversations, kind)
+        results = time_conversations(app, setup, samples)
+        rows = [_row(name, [cells[s] for s in sizes]) for name, cells in results.items()]
+
+        small = signed_in(app, setup["users"]["small"])
+        many = signed_in(app, setup["users"]["many"])
+        sidebar_small = timed(lambda: small.get("/"), samples)
+        sidebar_many = timed(lambda: many.get("/"), samples)
+        sidebar_deep = timed(
+            lambda: many.get(
+                "/", query_string={"cursor": setup["middle_cursor"]}, headers={"HX-Request": "true"}
+            ),
+            samples,
+        )
+        gap: list[list[float] | None] = [None] * (len(sizes) - 2)
+        rows.append(
+            _row(
+                f"sidebar: new-chat page (first column 100, last {conversations:,} conversations)",
+                [sidebar_small, *gap, sidebar_many],
+            )
+        )
+        rows.append(
+            _row(
+                f"sidebar: htmx page from the middle of {conversations:,} conversations",
+                [None, *gap, sidebar_deep],
+                base=sidebar_small,
+            )
+        )
+        with app.app_context():
+            db.engine.dispose()
+    return rows
+
+
+def _row(name: str, cells: list[list[float] | None], base: list[float] | None = None) -> list[str]:
+    reference = statistics.median(base or next(c for c in cells if c))
+    out = [name]
+    for cell in cells:
+        if cell is None:
+            out.append("–")
+            continue
+        median = statistics.median(cell)
+        out.append(f"{median:.1f} / {p90(cell):.1f} (×{median / reference:.2f})")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default="sqlite,postgres", help="sqlite, postgres, or both")
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--sizes", default="100,10000,100000")
+    parser.add_argument("--conversations", type=int, default=10_000)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    for kind in args.db.split(","):
+        rows = measure(kind, sizes, args.conversations, args.samples)
+        print()
+        print(f"### {kind}: server time in ms, median / p90 (× the smallest case's median)")
+        print()
+        header = ["case", *(f"{s:,} messages" for s in sizes)]
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        print()
+
+
+if __name__ == "__main__":
+    main()
