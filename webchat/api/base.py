@@ -163,7 +163,7 @@ def _document() -> dict[str, Any]:
             # spectree marks every body required; one whose fields are all optional may be left
             # out (POST /conversations with no body creates a conversation with the defaults).
             body = operation.get("requestBody")
-            if body:
+            if body and "application/json" in body["content"]:  # not a multipart upload
                 ref = body["content"]["application/json"]["schema"]["$ref"]
                 body["required"] = bool(schemas[ref.rsplit("/", 1)[1]].get("required"))
     return document

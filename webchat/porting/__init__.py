@@ -78,7 +78,7 @@ def import_upload(
         if kind == "webchat":
             return native.import_file(user, fileobj)
         return _claude_code_upload(user, fileobj, filename)
-    except (chatgpt.Corrupt, native.Unreadable) as exc:
+    except (chatgpt.Corrupt, native.Unreadable, zipfile.BadZipFile) as exc:
         raise InvalidInput(f"The file could not be read as {kind}: {exc}", field="file") from None
 
 

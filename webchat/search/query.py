@@ -11,7 +11,6 @@ terms matches either. Only conversations of the user that are not in Trash are s
 
 from __future__ import annotations
 
-import base64
 import html
 import re
 import uuid
@@ -195,24 +194,22 @@ def highlight(snippet: str) -> Markup:
     return Markup("".join(out).strip())
 
 
+MAX_OFFSET = 9_999  # the last hit a search pages to (a cursor has at most 4 digits)
+
+
 def encode_cursor(offset: int) -> str:
-    """An opaque cursor for the page starting at ``offset``."""
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+    """The cursor of the page starting at hit ``offset`` (its decimal digits)."""
+    return str(offset)
 
 
 def decode_cursor(cursor: str | None) -> int:
-    """The offset of a cursor from :func:`encode_cursor` (0 for None). Raises BadCursor."""
+    """The offset a cursor from :func:`encode_cursor` stands for (0 for None).
+    Raises :class:`BadCursor` for anything else, or past :data:`MAX_OFFSET`."""
     if not cursor:
         return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        offset = int(value)
-    except (ValueError, UnicodeDecodeError):
-        raise BadCursor(cursor) from None
-    if kind != "o" or offset < 0:
+    if not cursor.isascii() or not cursor.isdigit() or int(cursor) > MAX_OFFSET:
         raise BadCursor(cursor)
-    return offset
+    return int(cursor)
 
 
 # --- the query -----------------------------------------------------------------------------
@@ -360,7 +357,7 @@ def search(
         )
         for r in rows[:limit]
     ]
-    more = len(rows) > limit
+    more = len(rows) > limit and offset + limit <= MAX_OFFSET
     return Results(items, encode_cursor(offset + limit) if more else None)
 
 
