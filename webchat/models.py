@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -114,7 +115,18 @@ class Conversation(Model):
     """A conversation of one user: its title, model, system prompt and organising flags."""
 
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at", "id"),)
+    __table_args__ = (
+        Index("ix_conversations_user_updated", "user_id", "updated_at", "id"),
+        Index(  # the sidebar's rows only (migration 0005)
+            "ix_conversations_sidebar",
+            "user_id",
+            "pinned",
+            "updated_at",
+            "id",
+            sqlite_where=text("deleted_at IS NULL AND archived_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL AND archived_at IS NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
