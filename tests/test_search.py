@@ -326,3 +326,24 @@ def test_migration_backfills_existing_rows(app, ctx, tmp_path):
     assert len(search(ada, "ocelot").items) == 1
     assert len(search(ada, "backfilled").items) == 1
     assert uuid.UUID(str(search(ada, "ocelot").items[0].conversation_id))
+
+
+def test_a_broad_query_ranks_its_newest_matches(ctx, monkeypatch):
+    from webchat.search import query
+
+    ada = make_user()
+    make_user("bob@example.com")
+    c = add_conversation(
+        ada, "Many", [{"role": "user", "content": f"heron {'heron ' * i}n{i}"} for i in range(6)]
+    )
+    db.session.commit()
+    everything = search(ada, "heron")
+    assert not everything.windowed and len(everything.items) == 6
+    monkeypatch.setattr(query, "RANK_WINDOW", 3)
+    newest = search(ada, "heron")
+    assert newest.windowed and len(newest.items) == 3
+    messages = db.session.scalars(
+        select(Message).where(Message.conversation_id == c.id).order_by(Message.created_at)
+    ).all()
+    assert {h.message_id for h in newest.items} == {m.id for m in messages[-3:]}
+    assert not search(ada, "heron n0").windowed  # a narrower query ranks all its matches

@@ -66,6 +66,10 @@ class SearchResults(BaseModel):
 
     items: list[SearchHit]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at end.")
+    windowed: bool = Field(
+        description="More than 10,000 messages match: the hits are the best of the newest "
+        "10,000 (add words or filters to reach older ones)."
+    )
 
 
 class ExportQuery(BaseModel):
@@ -162,7 +166,7 @@ def search_messages():
         )
         for hit in results.items
     ]
-    return SearchResults(items=items, next_cursor=results.next_cursor)
+    return SearchResults(items=items, next_cursor=results.next_cursor, windowed=results.windowed)
 
 
 @bp.get("/conversations/<uuid:conversation_id>/export")

@@ -42,6 +42,7 @@ from ..extensions import db
 from ..models import Conversation, Message, Role, User
 
 MAX_LIMIT = 100
+RANK_WINDOW = 10_000  # matches ranked at most: a broader query ranks its newest ones
 MAX_TERMS = 16  # words and phrases of one query; more are ignored
 SNIPPET_WORDS = 24  # tokens of context around the matches in a snippet
 _START, _STOP = "\x02", "\x03"  # highlight markers, never in stored text we show
@@ -91,10 +92,15 @@ class Hit:
 
 @dataclass
 class Results:
-    """A page of hits, best first, and the cursor of the next page (None on the last)."""
+    """A page of hits, best first, and the cursor of the next page (None on the last).
+
+    ``windowed``: the query matched more than :data:`RANK_WINDOW` messages, and the hits are the
+    best of the newest :data:`RANK_WINDOW` (ranking every match of a word in half of a million
+    messages would take seconds; narrow the query, or filter, to reach older ones)."""
 
     items: list[Hit] = field(default_factory=list)
     next_cursor: str | None = None
+    windowed: bool = False  # more than RANK_WINDOW matches: the newest of them were ranked
 
 
 class BadCursor(ValueError):
@@ -258,15 +264,33 @@ def _joined(stmt: Select) -> Select:
     )
 
 
-def _ranked_sqlite(match: str, user: User, filters: Filters, offset: int, limit: int):
-    score = literal_column("bm25(search_fts, 4.0, 1.0)")
+def _matches_sqlite(match: str, user: User, filters: Filters, *columns: Any) -> Select:
     stmt = _joined(
-        select(*_columns(-score))
-        .select_from(_fts)
-        .join(search_docs, search_docs.c.id == _fts.c.rowid)
+        select(*columns).select_from(_fts).join(search_docs, search_docs.c.id == _fts.c.rowid)
     ).where(text("search_fts MATCH :match").bindparams(match=match))
-    stmt = _filters(stmt, user, filters).order_by(score, search_docs.c.id)
-    return db.session.execute(stmt.limit(limit).offset(offset)).all()
+    return _filters(stmt, user, filters)
+
+
+def _ranked_sqlite(match: str, user: User, filters: Filters, offset: int, limit: int):
+    """The page of hits, and whether only the newest :data:`RANK_WINDOW` matches were ranked."""
+    # FTS5 walks a term's matches newest first without ranking them, so the window's start is
+    # cheap to find; a rowid bound then keeps BM25 to the window.
+    newest = (
+        _matches_sqlite(match, user, filters, _fts.c.rowid.label("rowid"))
+        .order_by(_fts.c.rowid.desc())
+        .limit(RANK_WINDOW)
+        .subquery()
+    )
+    count, start = db.session.execute(
+        select(func.count(), func.min(newest.c.rowid)).select_from(newest)
+    ).one()
+    windowed = count >= RANK_WINDOW
+    score = literal_column("bm25(search_fts, 4.0, 1.0)")
+    stmt = _matches_sqlite(match, user, filters, *_columns(-score))
+    if windowed:
+        stmt = stmt.where(_fts.c.rowid >= start)
+    stmt = stmt.order_by(score, search_docs.c.id).limit(limit).offset(offset)
+    return db.session.execute(stmt).all(), windowed
 
 
 def _snippets_sqlite(match: str, ids: list[int]) -> dict[int, str]:
@@ -285,12 +309,24 @@ def _tsquery(websearch: str) -> ColumnElement:
 
 
 def _ranked_postgres(websearch: str, user: User, filters: Filters, offset: int, limit: int):
+    """The page of hits, and whether only the newest :data:`RANK_WINDOW` matches were ranked."""
     tsv = literal_column("search_docs.tsv")
     query = _tsquery(websearch)
+    newest = _filters(
+        _joined(select(search_docs.c.id).select_from(search_docs)).where(tsv.op("@@")(query)),
+        user,
+        filters,
+    )
+    newest = newest.order_by(search_docs.c.id.desc()).limit(RANK_WINDOW).subquery("newest")
     score = func.ts_rank(tsv, query, 1)  # 1: divided by 1 + log(length), as BM25 favours short
-    stmt = _joined(select(*_columns(score)).select_from(search_docs)).where(tsv.op("@@")(query))
-    stmt = _filters(stmt, user, filters).order_by(score.desc(), search_docs.c.id)
-    return db.session.execute(stmt.limit(limit).offset(offset)).all()
+    stmt = _joined(
+        select(*_columns(score), func.count().over().label("matches"))
+        .select_from(newest)
+        .join(search_docs, search_docs.c.id == newest.c.id)
+    )
+    stmt = stmt.order_by(score.desc(), search_docs.c.id).limit(limit).offset(offset)
+    rows = db.session.execute(stmt).all()
+    return rows, bool(rows) and rows[0].matches >= RANK_WINDOW
 
 
 def _snippets_postgres(websearch: str, ids: list[int]) -> dict[int, str]:
@@ -337,11 +373,11 @@ def search(
         return Results()
     if db.engine.dialect.name == "postgresql":
         expression = _websearch_text(groups)
-        rows = _ranked_postgres(expression, user, filters, offset, limit + 1)
+        rows, windowed = _ranked_postgres(expression, user, filters, offset, limit + 1)
         snippets = _snippets_postgres(expression, [r.id for r in rows[:limit]])
     else:
         expression = _fts5_query(groups)
-        rows = _ranked_sqlite(expression, user, filters, offset, limit + 1)
+        rows, windowed = _ranked_sqlite(expression, user, filters, offset, limit + 1)
         snippets = _snippets_sqlite(expression, [r.id for r in rows[:limit]])
     items = [
         Hit(
@@ -358,7 +394,7 @@ def search(
         for r in rows[:limit]
     ]
     more = len(rows) > limit and offset + limit <= MAX_OFFSET
-    return Results(items, encode_cursor(offset + limit) if more else None)
+    return Results(items, encode_cursor(offset + limit) if more else None, windowed)
 
 
 def index_size() -> int:
