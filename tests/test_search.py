@@ -347,3 +347,27 @@ def test_a_broad_query_ranks_its_newest_matches(ctx, monkeypatch):
     ).all()
     assert {h.message_id for h in newest.items} == {m.id for m in messages[-3:]}
     assert not search(ada, "heron n0").windowed  # a narrower query ranks all its matches
+
+
+def test_a_hit_inside_a_reply_opens_the_page_at_that_reply(app, client):
+    from webchat.porting import claude_code
+    from webchat.porting.report import ImportReport
+
+    from .conftest import fixture_path
+
+    sign_up(client)
+    with app.app_context():
+        ada = db.session.scalars(select(User)).one()
+        path = fixture_path("claude-code", "hello-world-script.jsonl")
+        claude_code.import_path(ada, path, ImportReport(format="claude-code"), {})
+        [hit] = [h for h in search(ada, "created successfully").items if h.role == "tool"]
+        tool = db.session.get(Message, hit.message_id)
+        first = db.session.scalars(
+            select(Message).where(Message.run_id == tool.run_id).order_by(Message.created_at)
+        ).first()
+        assert hit.anchor_id == first.id != tool.id
+    page = client.get("/search?q=created+successfully").get_data(as_text=True)
+    link = f"/c/{hit.conversation_id}?around={tool.id}#m-{first.id}"
+    assert link in page
+    target = client.get(link.split("#")[0]).get_data(as_text=True)
+    assert f'id="m-{first.id}"' in target

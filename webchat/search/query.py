@@ -39,7 +39,7 @@ from sqlalchemy import (
 
 from ..errors import InvalidInput
 from ..extensions import db
-from ..models import Conversation, Message, Role, User
+from ..models import Conversation, Message, Role, Run, User
 
 MAX_LIMIT = 100
 RANK_WINDOW = 10_000  # matches ranked at most: a broader query ranks its newest ones
@@ -77,6 +77,8 @@ class Hit:
 
     ``snippet`` is sanitized HTML: the matched text escaped, matches wrapped in ``<mark>``.
     ``score`` is higher for better matches (BM25 negated on SQLite, ``ts_rank`` on PostgreSQL).
+    ``anchor_id`` is the message whose ``#m-<id>`` the page shows it under: the message itself,
+    or the first message of the reply (run) it is part of.
     """
 
     conversation_id: uuid.UUID
@@ -88,6 +90,7 @@ class Hit:
     model: str | None
     archived: bool
     score: float
+    anchor_id: uuid.UUID | None = None
 
 
 @dataclass
@@ -379,11 +382,13 @@ def search(
         expression = _fts5_query(groups)
         rows, windowed = _ranked_sqlite(expression, user, filters, offset, limit + 1)
         snippets = _snippets_sqlite(expression, [r.id for r in rows[:limit]])
+    anchors = _anchors([r.message_id for r in rows[:limit] if r.message_id is not None])
     items = [
         Hit(
             conversation_id=r.conversation_id,
             conversation_title=r.title,
             message_id=r.message_id,
+            anchor_id=anchors.get(r.message_id) if r.message_id else None,
             role=r.role,
             snippet=highlight(snippets.get(r.id) or r.title),
             created_at=r.created_at or r.conversation_created_at,
@@ -395,6 +400,18 @@ def search(
     ]
     more = len(rows) > limit and offset + limit <= MAX_OFFSET
     return Results(items, encode_cursor(offset + limit) if more else None, windowed)
+
+
+def _anchors(message_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """Message id → the id its bubble carries on the page: its run's first message, or itself."""
+    if not message_ids:
+        return {}
+    rows = db.session.execute(
+        select(Message.id, func.coalesce(Run.message_id, Message.id))
+        .outerjoin(Run, Run.id == Message.run_id)
+        .where(Message.id.in_(message_ids))
+    )
+    return {mid: anchor for mid, anchor in rows}
 
 
 def index_size() -> int:
