@@ -39,21 +39,22 @@ from .stream_server import fresh_database
 WARMUP = 5
 
 
-def timed(call: Callable[[], object], samples: int, after: Callable[[], None] | None = None):
-    """``samples`` wall times of ``call`` in ms (after ``WARMUP`` untimed calls); ``after`` runs
-    untimed after each call."""
-    times = []
+def timed(calls: dict, samples: int, after: Callable[[], None] | None = None) -> dict:
+    """Wall times in ms of each of ``calls`` (``{key: call}``), ``samples`` each after ``WARMUP``
+    untimed rounds. The calls take turns, so load from elsewhere on the machine falls on every
+    key alike and their ratios stay fair; ``after`` runs untimed after each call."""
+    times: dict = {key: [] for key in calls}
     for i in range(WARMUP + samples):
-        started = time.perf_counter()
-        response = call()
-        elapsed = (time.perf_counter() - started) * 1000
-        status = getattr(response, "status_code", 200)
-        if status >= 400:
-            raise SystemExit(f"benchmark request failed with {status}: {response.get_data()[:300]}")
-        if after is not None:
-            after()
-        if i >= WARMUP:
-            times.append(elapsed)
+        for key, call in calls.items():
+            started = time.perf_counter()
+            response = call()
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code >= 400:
+                raise SystemExit(f"request failed with {response.status_code}: {response.data!r}")
+            if after is not None:
+                after()
+            if i >= WARMUP:
+                times[key].append(elapsed)
     return times
 
 
@@ -112,35 +113,50 @@ def prepare(app, sizes: list[int], conversations: int, kind: str) -> dict:
 
 
 def time_conversations(app, setup: dict, samples: int) -> dict[str, dict[int, list[float]]]:
-    """The four per-conversation cases, for each size."""
+    """The four per-conversation cases, each timed for every size in turn."""
     bearer = {"Authorization": f"Bearer {setup['token']}"}
     api = app.test_client()
     page = signed_in(app, setup["users"]["reader"])
-    results: dict[str, dict[int, list[float]]] = {}
-    for size, cid in setup["ids"].items():
-        cases = {
-            "conversation page": lambda cid=cid: page.get(f"/c/{cid}"),
-            "API: newest page": lambda cid=cid: api.get(
-                f"/api/v1/conversations/{cid}", headers=bearer
-            ),
-            "API: older page (?before=, middle)": lambda cid=cid, size=size: api.get(
-                f"/api/v1/conversations/{cid}/messages",
-                query_string={"before": setup["middles"][size], "limit": 50},
-                headers=bearer,
-            ),
-        }
-        for name, call in cases.items():
-            results.setdefault(name, {})[size] = timed(call, samples)
-        results.setdefault("send one message (202)", {})[size] = timed(
-            lambda cid=cid: api.post(
-                f"/api/v1/conversations/{cid}/messages",
-                json={"content": "One more question about all of this."},
-                headers=bearer,
-            ),
+    ids, middles = setup["ids"], setup["middles"]
+    return {
+        "conversation page": timed(
+            {size: (lambda cid=cid: page.get(f"/c/{cid}")) for size, cid in ids.items()}, samples
+        ),
+        "API: newest page": timed(
+            {
+                size: (lambda cid=cid: api.get(f"/api/v1/conversations/{cid}", headers=bearer))
+                for size, cid in ids.items()
+            },
+            samples,
+        ),
+        "API: older page (?before=, middle)": timed(
+            {
+                size: (
+                    lambda cid=cid, size=size: api.get(
+                        f"/api/v1/conversations/{cid}/messages",
+                        query_string={"before": middles[size], "limit": 50},
+                        headers=bearer,
+                    )
+                )
+                for size, cid in ids.items()
+            },
+            samples,
+        ),
+        "send one message (202)": timed(
+            {
+                size: (
+                    lambda cid=cid: api.post(
+                        f"/api/v1/conversations/{cid}/messages",
+                        json={"content": "One more question about all of this."},
+                        headers=bearer,
+                    )
+                )
+                for size, cid in ids.items()
+            },
             samples,
             after=lambda: wait_for_runs(app),
-        )
-    return results
+        ),
+    }
 
 
 def measure(kind: str, sizes: list[int], conversations: int, samples: int) -> list[list[str]]:
@@ -164,13 +180,22 @@ def measure(kind: str, sizes: list[int], conversations: int, samples: int) -> li
 
         small = signed_in(app, setup["users"]["small"])
         many = signed_in(app, setup["users"]["many"])
-        sidebar_small = timed(lambda: small.get("/"), samples)
-        sidebar_many = timed(lambda: many.get("/"), samples)
-        sidebar_deep = timed(
-            lambda: many.get(
-                "/", query_string={"cursor": setup["middle_cursor"]}, headers={"HX-Request": "true"}
-            ),
+        sidebar = timed(
+            {
+                "small": lambda: small.get("/"),
+                "many": lambda: many.get("/"),
+                "deep": lambda: many.get(
+                    "/",
+                    query_string={"cursor": setup["middle_cursor"]},
+                    headers={"HX-Request": "true"},
+                ),
+            },
             samples,
+        )
+        sidebar_small, sidebar_many, sidebar_deep = (
+            sidebar["small"],
+            sidebar["many"],
+            sidebar["deep"],
         )
         gap: list[list[float] | None] = [None] * (len(sizes) - 2)
         rows.append(

@@ -128,7 +128,7 @@ def documented(decorator: Callable[[Callable], Callable]) -> Callable[[Callable]
         def run(*args: Any, **kwargs: Any) -> Any:
             return view(*args, **kwargs)
 
-        run.__wrapped__ = described  # type: ignore[attr-defined]  # where spectree looks
+        run.__wrapped__ = described  # where spectree looks for its metadata
         return run
 
     return wrap

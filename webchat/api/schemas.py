@@ -56,7 +56,7 @@ Title = Annotated[
 ModelId = Annotated[str, StringConstraints(pattern=STORABLE, max_length=200)]
 Cursor = Annotated[str, StringConstraints(pattern=CURSOR)]
 # Any JSON value whose strings (keys too) are storable.
-JsonValue = TypeAliasType(  # type: ignore[misc]
+JsonValue = TypeAliasType(
     "JsonValue",
     "Text | int | float | bool | None | list[JsonValue] | dict[Text, JsonValue]",
 )
