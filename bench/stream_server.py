@@ -254,3 +254,49 @@ class Client:
                     yield now, event
                     if event["event"] == "done":
                         return
+
+
+PG_ADMIN_URL = os.environ.get(
+    "WEBCHAT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextlib.contextmanager
+def fresh_database(kind: str, folder: Path) -> Iterator[str]:
+    """The URL of a new, migrated database: a SQLite file in ``folder`` (``kind="sqlite"``) or
+    a throw-away PostgreSQL database on ``WEBCHAT_BENCH_POSTGRES_URL`` (``kind="postgres"``),
+    dropped on exit."""
+    if kind == "sqlite":
+        url = f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
+        migrate({"WEBCHAT_DATABASE_URL": url, "WEBCHAT_INSTANCE_PATH": str(folder)})
+        yield url
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"webchat_bench_{os.getpid()}_{int(time.time())}"
+    admin = create_engine(
+        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        migrate({"WEBCHAT_DATABASE_URL": url, "WEBCHAT_INSTANCE_PATH": str(folder)})
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes ``pids`` have used so far (gone ones count 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks

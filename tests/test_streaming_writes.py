@@ -11,52 +11,20 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
-from datetime import timedelta
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import select
 
+from bench.stream_persistence import StatementLog, add_history
 from webchat.extensions import db
-from webchat.models import Conversation, Message, Role, Run, Status, User, new_id, utcnow
+from webchat.models import Message, Role, Status, User
 from webchat.providers import register
 from webchat.providers.base import Finish, TextDelta
 from webchat.streaming.runs import HISTORY_LIMIT
 
 from .conftest import post, sign_up, wait_for_runs
 from .fakes.queued import QueuedProvider
-
-WRITES = ("INSERT", "UPDATE", "DELETE")
-
-
-class StatementLog:
-    """Every statement the app's engine runs, with its thread, and the write transactions
-    (commits after at least one write) of the run executors' threads."""
-
-    def __init__(self, engine) -> None:
-        self.engine = engine
-        self.statements: list[tuple[str, str, object]] = []  # (thread, sql, parameters)
-        self.run_write_commits: list[float] = []  # time.monotonic() of each
-        self._wrote: set[int] = set()
-        event.listen(engine, "before_cursor_execute", self._execute)
-        event.listen(engine, "commit", self._commit)
-
-    def close(self) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._execute)
-        event.remove(self.engine, "commit", self._commit)
-
-    def _execute(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        thread = threading.current_thread().name
-        self.statements.append((thread, statement, parameters))
-        if statement.lstrip().split(None, 1)[0].upper() in WRITES:
-            self._wrote.add(id(conn))
-
-    def _commit(self, conn) -> None:
-        if id(conn) in self._wrote:
-            self._wrote.discard(id(conn))
-            if threading.current_thread().name.startswith("webchat-run-"):
-                self.run_write_commits.append(time.monotonic())
 
 
 def test_a_fast_reply_costs_at_most_ten_writes_a_second(make_app):
@@ -96,40 +64,6 @@ def test_a_fast_reply_costs_at_most_ten_writes_a_second(make_app):
 
 
 # --- the same work in a long conversation as in a short one -------------------------------------
-
-
-def add_history(user_id: int, messages: int) -> uuid.UUID:
-    """A conversation of ``messages`` complete messages, each the parent of the next, every
-    assistant message with its run. Bulk inserts; PostgreSQL skips triggers and foreign-key
-    checks for the load (the rows are consistent), which keeps it to seconds."""
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(db.text("SET LOCAL session_replication_role = replica"))
-    conversation = Conversation(id=new_id(), user_id=user_id, title=f"{messages} messages")
-    db.session.add(conversation)
-    db.session.flush()
-    start = utcnow() - timedelta(seconds=messages + 60)
-    runs, rows, parent = [], [], None
-    for i in range(messages):
-        at = start + timedelta(seconds=i)
-        run_id = new_id() if i % 2 else None
-        if run_id:
-            runs.append(
-                {"id": run_id, "conversation_id": conversation.id, "model": "demo/echo"}
-                | {"status": Status.COMPLETE, "cancel_requested": False}
-                | {"heartbeat_at": at, "created_at": at, "finished_at": at}
-            )
-        mid = new_id()
-        rows.append(
-            {"id": mid, "conversation_id": conversation.id, "parent_id": parent, "run_id": run_id}
-            | {"role": Role.ASSISTANT if i % 2 else Role.USER, "content": f"message {i}"}
-            | {"status": Status.COMPLETE, "metadata": {}, "created_at": at, "updated_at": at}
-        )
-        parent = mid
-    page = {"insertmanyvalues_page_size": 1000}
-    db.session.execute(insert(Run.__table__).execution_options(**page), runs)
-    db.session.execute(insert(Message.__table__).execution_options(**page), rows)
-    db.session.commit()
-    return conversation.id
 
 
 def query_work(statement: str, parameters) -> int:

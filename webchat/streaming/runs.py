@@ -56,6 +56,9 @@ def start(conversation: Conversation, user_message: Message, model: str | None =
     return store.create_reply(conversation, user_message, model or conversation.model)
 
 
+_threads_lock = threading.Lock()
+
+
 def launch(run_id: uuid.UUID, app: Flask | None = None) -> threading.Thread:
     """Execute the committed run ``run_id`` in the background; returns the thread."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
@@ -63,8 +66,12 @@ def launch(run_id: uuid.UUID, app: Flask | None = None) -> threading.Thread:
         target=_execute, args=(app, run_id), name=f"webchat-run-{run_id}", daemon=True
     )
     thread.start()
-    threads = app.extensions.setdefault("webchat.run_threads", [])
-    threads[:] = [t for t in threads if t.is_alive()] + [thread]
+    with _threads_lock:  # the list is pruned when it doubles: O(1) a launch, not O(runs)
+        threads = app.extensions.setdefault("webchat.run_threads", [])
+        threads.append(thread)
+        if len(threads) >= 2 * app.extensions.get("webchat.run_threads_kept", 32):
+            threads[:] = [t for t in threads if t.is_alive()]
+            app.extensions["webchat.run_threads_kept"] = max(32, len(threads))
     return thread
 
 

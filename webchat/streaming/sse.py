@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flask import Flask, Response, current_app, request, stream_with_context
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, bindparam, case, func, select
+from sqlalchemy.engine import Connection
 
 from ..extensions import db
 from ..models import Message, Role, Run, Status
@@ -112,34 +113,84 @@ class StreamFormat(Protocol):
         """Payload of the closing ``done`` event."""
 
 
-def _read(run_id: uuid.UUID, cursor: Cursor | None, sent: set[uuid.UUID]) -> tuple[Run, list]:
-    run = db.session.get(Run, run_id)
-    assert run is not None
-    start = 1
-    if cursor is not None and cursor.offset is not None:
-        start = case((Message.id == cursor.message_id, cursor.offset + 1), else_=1)
-    query = (
-        select(
-            Message.id,
-            Message.role,
-            Message.status,
-            func.substr(Message.content, start),
-            Message.tool_name,
-            Message.tool_call,
-            Message.tool_result,
-            Message.error,
-        )
-        .where(Message.run_id == run_id)
-        .order_by(Message.created_at, Message.id)
+_runs = Run.__table__
+_messages = Message.__table__
+# One statement per read, built once: the run's status and error, and each message of the run
+# not yet sent whole, its content from the cursor's offset on (``substr`` is 1-based). Sent
+# messages are left out in the join, so a run whose messages are all sent still gives one row.
+_READ = (
+    select(
+        _runs.c.status,
+        _runs.c.error,
+        _messages.c.id,
+        _messages.c.role,
+        _messages.c.status,
+        func.substr(
+            _messages.c.content,
+            case((_messages.c.id == bindparam("cursor_id"), bindparam("start")), else_=1),
+        ),
+        _messages.c.tool_name,
+        _messages.c.tool_call,
+        _messages.c.tool_result,
+        _messages.c.error,
     )
-    if sent:
-        query = query.where(Message.id.not_in(sent))
-    rows = db.session.execute(query).all()
-    out = []
-    for row in rows:
-        offset = cursor.offset if cursor and row[0] == cursor.message_id and cursor.offset else 0
-        out.append(StoredMessage(row[0], row[1], row[2], row[3] or "", offset, *row[4:]))
-    return run, out
+    .select_from(
+        _runs.outerjoin(
+            _messages,
+            and_(
+                _messages.c.run_id == _runs.c.id,
+                _messages.c.id.not_in(bindparam("sent", expanding=True)),
+            ),
+        )
+    )
+    .where(_runs.c.id == bindparam("run_id"))
+    .order_by(_messages.c.created_at, _messages.c.id)
+)
+
+
+@dataclass
+class RunState:
+    """One read of a run: its status and error, and its messages not yet sent whole."""
+
+    status: str
+    error: str | None
+    messages: list[StoredMessage]
+
+    @property
+    def final(self) -> bool:
+        return self.status in Status.FINAL
+
+
+def _read(
+    connection: Connection, run_id: uuid.UUID, cursor: Cursor | None, sent: set[uuid.UUID]
+) -> RunState | None:
+    """Read the run from ``cursor`` on, leaving out the messages in ``sent``; None when the run
+    no longer exists (its conversation was deleted)."""
+    at = cursor if cursor is not None and cursor.offset else None
+    rows = connection.execute(
+        _READ,
+        {
+            "run_id": run_id,
+            "cursor_id": at.message_id if at else None,
+            "start": at.offset + 1 if at and at.offset else 1,
+            "sent": list(sent),
+        },
+    ).all()
+    if not rows:
+        return None
+    messages = [
+        StoredMessage(
+            row[2],
+            row[3],
+            row[4],
+            row[5] or "",
+            at.offset if at and at.offset and row[2] == at.message_id else 0,
+            *row[6:],
+        )
+        for row in rows
+        if row[2] is not None
+    ]
+    return RunState(rows[0][0], rows[0][1], messages)
 
 
 def follow(
@@ -150,10 +201,12 @@ def follow(
 ) -> Iterator[str]:
     """Yield the SSE text of run ``run_id`` from ``last_event_id`` (or the start) to its end.
 
-    Each database read runs in an app context of its own, so no session or connection is held
-    between reads. Wrap it in ``stream_with_context`` when the format renders templates that need
-    the request (``url_for``, ``csrf_token``). Ends after the ``done`` event (preceded by
-    ``error`` for a failed run).
+    Each wake reads the database once, on a connection taken from the pool for that read only, so
+    no session or connection is held between reads; the opening and the ending (which render
+    with the format's templates) run in an app context of their own. Wrap it in
+    ``stream_with_context`` when the format renders templates that need the request
+    (``url_for``, ``csrf_token``). Ends after the ``done`` event (preceded by ``error`` for a
+    failed run), or at once if the run is deleted.
     """
     poll_s = app.config["STREAM_POLL_MS"] / 1000
     ping_s = app.config["SSE_HEARTBEAT_MS"] / 1000
@@ -162,45 +215,56 @@ def follow(
     yield "retry: 1000\n" + comment("stream of run " + str(run_id))
     last_sent = time.monotonic()
     with app.extensions["webchat.notifier"].subscribe(str(run_id)) as sub:
-        first = True
-        while True:
-            seen = sub.version
-            out: list[str] = []
-            with app.app_context():
-                if first:
-                    first = False
-                    _one_snapshot()
-                    snap = fmt.snapshot(run_id)
-                    if snap is not None:
-                        run, messages = _read(run_id, None, sent)
-                        cursor = _cursor_at_end(messages)
-                        sent.update(m.id for m in messages if m.final)
-                        out.append(format_event(snap, "snapshot", str(cursor) if cursor else None))
-                        if cursor and cursor.offset is None:
-                            cursor = None
-                    elif cursor is not None:
-                        sent.update(_sent_before(run_id, cursor))
-                run, messages = _read(run_id, cursor, sent)
-                run_final, run_error = run.status in Status.FINAL, run.error
-                for message in messages:
-                    events, cursor = _events_for(fmt, message, cursor)
-                    out.extend(events)
-                    if cursor is not None and cursor.offset is not None:
-                        break  # wait for more of this message
-                    sent.add(message.id)
-                    cursor = None
-                if run_final and (cursor is None or all(m.final for m in messages)):
-                    if run_error and run.status == Status.ERROR:
-                        out.append(format_event(fmt.error(run_id, run_error), "error"))
+        seen = sub.version
+        with app.app_context():
+            engine = db.engine
+            out, cursor = _opening(fmt, run_id, cursor, sent)
+            state = _read(db.session.connection(), run_id, cursor, sent)
+        while state is not None:
+            for message in state.messages:
+                events, cursor = _events_for(fmt, message, cursor)
+                out.extend(events)
+                if cursor is not None and cursor.offset is not None:
+                    break  # wait for more of this message
+                sent.add(message.id)
+                cursor = None
+            if state.final and (cursor is None or all(m.final for m in state.messages)):
+                with app.app_context():
+                    if state.error and state.status == Status.ERROR:
+                        out.append(format_event(fmt.error(run_id, state.error), "error"))
                     out.append(format_event(fmt.done(run_id), "done", _done_id(run_id)))
+                yield "".join(out)
+                return
             if out:
                 yield "".join(out)
                 last_sent = time.monotonic()
-                if out[-1].startswith("event: done"):
-                    return
             elif not sub.wait(seen, poll_s) and time.monotonic() - last_sent >= ping_s:
                 yield comment("ping")
                 last_sent = time.monotonic()
+            seen = sub.version
+            out = []
+            with engine.connect() as connection:
+                state = _read(connection, run_id, cursor, sent)
+
+
+def _opening(
+    fmt: StreamFormat, run_id: uuid.UUID, cursor: Cursor | None, sent: set[uuid.UUID]
+) -> tuple[list[str], Cursor | None]:
+    """The first events of a stream and the cursor after them: a ``snapshot`` of everything
+    stored when the format has one (its messages sent whole go into ``sent``), else nothing,
+    with the messages before a ``Last-Event-ID`` cursor put in ``sent``."""
+    _one_snapshot()
+    snap = fmt.snapshot(run_id)
+    if snap is None:
+        if cursor is not None:
+            sent.update(_sent_before(run_id, cursor))
+        return [], cursor
+    state = _read(db.session.connection(), run_id, None, sent)
+    messages = state.messages if state else []
+    cursor = _cursor_at_end(messages)
+    sent.update(m.id for m in messages if m.final)
+    events = [format_event(snap, "snapshot", str(cursor) if cursor else None)]
+    return events, None if cursor is None or cursor.offset is None else cursor
 
 
 def _one_snapshot() -> None:

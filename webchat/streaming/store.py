@@ -1,9 +1,11 @@
 """The only writer of a reply: creates it, appends its deltas, finishes or fails it.
 
 Every function here is one short transaction that commits and then wakes the run's readers through
-:mod:`webchat.streaming.notify`. Appends are SQL ``content = content || :delta`` updates, so a write
-costs the same whatever the reply's or the conversation's length. The run executor batches deltas
-(see :class:`DeltaBuffer`) so a run writes at most once per ``FLUSH_INTERVAL_MS``.
+:mod:`webchat.streaming.notify`. Appends are SQL ``content = content || :delta`` updates: no
+earlier row is read or rewritten, whatever the conversation's length (the database still rewrites
+the reply's own row, so an append to a 1 MB reply costs more than to a 1 KB one; see
+docs/performance.md). The run executor batches deltas (see :class:`DeltaBuffer`) so a run writes
+at most once per ``FLUSH_INTERVAL_MS``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ..db import begin_write
 from ..extensions import db
@@ -87,6 +89,27 @@ def start_run(run_id: uuid.UUID, worker: str) -> bool:
     return bool(taken)
 
 
+_messages = Message.__table__
+_runs = Run.__table__
+# Built once: the append is the hot path (up to 10 a second per run), and a Core statement on
+# the tables skips the ORM's per-call statement building and session synchronisation.
+_APPEND_TEXT = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("message_id"), _messages.c.status.in_(Status.ACTIVE))
+    .values(
+        content=_messages.c.content + bindparam("text"),
+        status=Status.STREAMING,
+        updated_at=bindparam("now"),
+    )
+)
+_TOUCH_RUN = (
+    update(_runs)
+    .where(_runs.c.id == bindparam("run_id"), _runs.c.status.in_(Status.ACTIVE))
+    .values(heartbeat_at=bindparam("now"))
+    .returning(_runs.c.cancel_requested)
+)
+
+
 def append(run_id: uuid.UUID, message_id: uuid.UUID, text: str) -> bool:
     """Append ``text`` (characters) to the message, mark it streaming, touch the run's heartbeat.
 
@@ -95,19 +118,11 @@ def append(run_id: uuid.UUID, message_id: uuid.UUID, text: str) -> bool:
     Returns True when the run must stop: a cancel was requested, or the run has ended already.
     """
     begin_write()
+    connection = db.session.connection()
     now = utcnow()
     if text:
-        db.session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status.in_(Status.ACTIVE))
-            .values(content=Message.content + text, status=Status.STREAMING, updated_at=now)
-        )
-    active = db.session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status.in_(Status.ACTIVE))
-        .values(heartbeat_at=now)
-        .returning(Run.cancel_requested)
-    ).first()
+        connection.execute(_APPEND_TEXT, {"message_id": message_id, "text": text, "now": now})
+    active = connection.execute(_TOUCH_RUN, {"run_id": run_id, "now": now}).first()
     if text:
         _commit_and_wake(run_id)
     else:
