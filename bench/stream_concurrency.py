@@ -29,6 +29,7 @@ import asyncio
 import codecs
 import difflib
 import html
+import json
 import re
 import tempfile
 import time
@@ -235,6 +236,9 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=200, help="words per reply")
     parser.add_argument("--delay-ms", type=int, default=50, help="ms between two words")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument(
+        "--pool", type=int, default=20, help="database connections per worker (pool_size)"
+    )
     args = parser.parse_args()
     levels = [int(n) for n in args.levels.split(",")]
     workers = args.workers or (2 if args.db == "postgres" else 1)
@@ -248,6 +252,9 @@ def main() -> None:
             "WEBCHAT_DEMO_DELAY_MS": str(args.delay_ms),
             "WEBCHAT_TOOLS_ENABLED": "false",
             "WEBCHAT_ACCESS_LOG": "/dev/null",
+            "WEBCHAT_SQLALCHEMY_ENGINE_OPTIONS": json.dumps(
+                {"pool_size": args.pool, "max_overflow": 10}
+            ),
         }
         if args.db == "postgres":
             env["WEBCHAT_REDIS_URL"] = REDIS_URL

@@ -183,6 +183,7 @@ def _produce(stream: Any, out: queue.Queue, stop: threading.Event) -> None:
 
 
 def _execute(app: Flask, run_id: uuid.UUID) -> None:
+    _beating(app, run_id, True)
     with app.app_context():
         try:
             _run(app, run_id)
@@ -194,6 +195,49 @@ def _execute(app: Flask, run_id: uuid.UUID) -> None:
             store.finish(run_id, Status.ERROR, f"The reply failed: {exc}")
         finally:
             db.session.remove()
+            _beating(app, run_id, False)
+
+
+_live_lock = threading.Lock()
+
+
+def _beating(app: Flask, run_id: uuid.UUID, alive: bool) -> None:
+    """Add or remove ``run_id`` among the runs this process's heartbeat thread touches, starting
+    that thread when it is not running.
+
+    The thread touches every live run's heartbeat in one ``UPDATE`` each
+    ``HEARTBEAT_INTERVAL_MS``, whatever its executor is doing: an executor that waits its turn
+    for the database in an overloaded worker is slow, not dead, and must not be reaped."""
+    with _live_lock:
+        live = app.extensions.setdefault("webchat.live_runs", set())
+        if not alive:
+            live.discard(run_id)
+            return
+        live.add(run_id)
+        if app.extensions.get("webchat.heartbeat_pid") != os.getpid():
+            app.extensions["webchat.heartbeat_pid"] = os.getpid()
+            threading.Thread(
+                target=_heartbeat, args=(app,), name="webchat-heartbeat", daemon=True
+            ).start()
+
+
+def _heartbeat(app: Flask) -> None:
+    interval = app.config["HEARTBEAT_INTERVAL_MS"] / 1000
+    while True:
+        time.sleep(interval)
+        with _live_lock:
+            live = list(app.extensions["webchat.live_runs"])
+            if not live:  # the next run starts a new thread
+                app.extensions["webchat.heartbeat_pid"] = None
+                return
+        try:
+            with app.app_context():
+                try:
+                    store.touch(live)
+                finally:
+                    db.session.remove()
+        except Exception:
+            log.exception("heartbeat failed")
 
 
 def _run(app: Flask, run_id: uuid.UUID) -> None:

@@ -130,6 +130,20 @@ def append(run_id: uuid.UUID, message_id: uuid.UUID, text: str) -> bool:
     return active is None or bool(active.cancel_requested)
 
 
+_TOUCH_RUNS = (
+    update(_runs)
+    .where(_runs.c.id.in_(bindparam("run_ids", expanding=True)), _runs.c.status.in_(Status.ACTIVE))
+    .values(heartbeat_at=bindparam("now"))
+)
+
+
+def touch(run_ids: list[uuid.UUID]) -> None:
+    """Touch the heartbeat of those of ``run_ids`` still active: one ``UPDATE``, one commit."""
+    begin_write()
+    db.session.connection().execute(_TOUCH_RUNS, {"run_ids": run_ids, "now": utcnow()})
+    db.session.commit()
+
+
 def add_message(run_id: uuid.UUID, parent_id: uuid.UUID, role: str, **fields: Any) -> uuid.UUID:
     """Add another message of the run (a tool result, or the assistant's next step) after
     ``parent_id``; ``fields`` are further :class:`Message` columns. Returns the new id."""
