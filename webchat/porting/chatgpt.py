@@ -184,24 +184,16 @@ def _draft_message(
     meta.update({k: v for k, v in extra.items() if v is not None})
     created = from_timestamp(message.get("create_time")) or fallback_time
     recipient = message.get("recipient") or "all"
-    base = {"keys": [node_id], "parent_key": parent_key, "created_at": created, "meta": meta}
+    draft = DraftMessage([node_id], parent_key, role="", created_at=created, meta=meta)
     if role == "assistant" and recipient != "all":
         argument = "code" if meta["content_type"] == "code" else "input"
-        return DraftMessage(
-            role=Role.ASSISTANT,
-            tool_name=recipient,
-            tool_call={"id": node_id, "name": recipient, "arguments": {argument: text}},
-            **base,
-        )
+        draft.role, draft.tool_name = Role.ASSISTANT, recipient
+        draft.tool_call = {"id": node_id, "name": recipient, "arguments": {argument: text}}
+        return draft
     if role == "tool":
-        name = author.get("name") or "tool"
-        return DraftMessage(
-            role=Role.TOOL,
-            content=text,
-            tool_name=name,
-            tool_result={"tool_call_id": parent_call, "result": text, "error": None},
-            **base,
-        )
+        draft.role, draft.content, draft.tool_name = Role.TOOL, text, author.get("name") or "tool"
+        draft.tool_result = {"tool_call_id": parent_call, "result": text, "error": None}
+        return draft
     if role not in ("user", "assistant", "system"):
         report.skipped[f"{role or 'unknown'} author"] += 1
         return None
@@ -213,8 +205,9 @@ def _draft_message(
         while fence in text:
             fence += "`"
         text = f"{fence}{meta.get('language') or ''}\n{text}\n{fence}"
-    status = Status.COMPLETE if message.get("status") != "in_progress" else Status.INTERRUPTED
-    return DraftMessage(role=role, content=text, status=status, **base)
+    draft.role, draft.content = role, text
+    draft.status = Status.COMPLETE if message.get("status") != "in_progress" else Status.INTERRUPTED
+    return draft
 
 
 def read_conversation(raw: Any, report: ImportReport) -> DraftConversation:

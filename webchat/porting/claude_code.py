@@ -237,7 +237,7 @@ class _Reader:
             self.keys.add(uuid)
 
     def _assistant(self, entry: dict[str, Any], uuid: str, when: datetime) -> None:
-        message = entry.get("message") if isinstance(entry.get("message"), dict) else {}
+        message: dict[str, Any] = entry["message"] if isinstance(entry.get("message"), dict) else {}
         group_id = str(message.get("id") or uuid)
         group = self.groups.setdefault(group_id, _Group())
         if isinstance(message.get("usage"), dict):
@@ -247,7 +247,7 @@ class _Reader:
         content = message.get("content")
         blocks = content if isinstance(content, list) else [{"type": "text", "text": content or ""}]
         model = message.get("model")
-        row: DraftMessage | None = None
+        row: DraftMessage | None = None  # the message this line's blocks went into
         count = len(group.rows)
         for block in blocks:
             if not isinstance(block, dict):
@@ -269,7 +269,7 @@ class _Reader:
                     thinking = str(block.get("thinking") or "")
                     row.meta["thinking"] = (row.meta.get("thinking", "") + thinking).strip()
             elif kind == "tool_use":
-                call = {
+                call: dict[str, Any] = {
                     "id": block.get("id"),
                     "name": block.get("name"),
                     "arguments": block.get("input") if isinstance(block.get("input"), dict) else {},
@@ -301,7 +301,7 @@ class _Reader:
         self.row_of[uuid] = row
 
     def _user(self, entry: dict[str, Any], uuid: str, when: datetime) -> None:
-        message = entry.get("message") if isinstance(entry.get("message"), dict) else {}
+        message: dict[str, Any] = entry["message"] if isinstance(entry.get("message"), dict) else {}
         content = message.get("content")
         parent_key = self._parent_key(entry)
         row: DraftMessage | None = None

@@ -210,7 +210,7 @@ MESSAGE_DEFAULTS: dict[str, Any] = {
 def _message_insert() -> Any:
     """``INSERT INTO messages`` taking every column from a bound parameter named after the
     attribute (``meta`` for ``metadata``), tool call and result binding None as SQL NULL."""
-    table = Message.__table__
+    table: Any = Message.__table__
     values = {}
     for attr in sa_inspect(Message).column_attrs:
         column = attr.columns[0]

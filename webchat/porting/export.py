@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import inspect, select, tuple_
+from sqlalchemy import Select, inspect, select, tuple_
+from sqlalchemy.orm import Mapper
 
 from ..extensions import db
 from ..models import Conversation, Message, Role, Run, User, utcnow
@@ -36,18 +37,19 @@ FORMAT = "webchat.conversation"
 VERSION = 1
 BATCH = 1_000  # rows read per query
 ZIP_FLUSH_BYTES = 256 * 1024  # compressed bytes buffered before a ZIP chunk is sent
-EXCLUDED = {
+EXCLUDED: dict[type, set[str]] = {
     Conversation: {"user_id", "message_count"},  # the owner is whoever imports; counts derive
     Message: {"conversation_id"},
     Run: {"conversation_id"},
 }
 
 
-def fields(model: type) -> list[tuple[str, str]]:
+def fields(model: type[Conversation] | type[Message] | type[Run]) -> list[tuple[str, str]]:
     """``(attribute, column name)`` of every exported column of ``model``, in table order."""
     excluded = EXCLUDED.get(model, set())
     out = []
-    for attr in inspect(model).column_attrs:
+    mapper: Mapper[Any] = inspect(model)
+    for attr in mapper.column_attrs:
         name = attr.columns[0].name
         if name not in excluded and attr.key not in excluded:
             out.append((attr.key, name))
@@ -71,15 +73,15 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _batches(model: type, conversation: Conversation) -> Iterator[Any]:
+def _batches(model: type[Message] | type[Run], conversation: Conversation) -> Iterator[Any]:
     """Rows of ``model`` of the conversation by ``(created_at, id)``, read :data:`BATCH` at a
     time and expunged once yielded."""
     after = None
     while True:
-        query = select(model).where(model.conversation_id == conversation.id)  # type: ignore[attr-defined]
+        query: Select[Any] = select(model).where(model.conversation_id == conversation.id)
         if after is not None:
-            query = query.where(tuple_(model.created_at, model.id) > after)  # type: ignore[attr-defined]
-        order = (model.created_at, model.id)  # type: ignore[attr-defined]
+            query = query.where(tuple_(model.created_at, model.id) > after)
+        order = (model.created_at, model.id)
         rows = db.session.scalars(query.order_by(*order).limit(BATCH)).all()
         for row in rows:
             yield row

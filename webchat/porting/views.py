@@ -88,16 +88,14 @@ def upload():
     error, status = None, 200
     if request.method == "POST":
         kind = request.form.get("format") or None
-        files = [f for f in request.files.getlist("file") if f and f.filename]
+        files = [(f, f.filename) for f in request.files.getlist("file") if f and f.filename]
         try:
             if kind is not None and kind not in FORMATS:
                 raise InvalidInput("Choose a format from the list.", field="format")
             if not files:
                 raise InvalidInput("Choose a file to import.", field="file")
-            for f in files:
-                reports.append(
-                    (f.filename, import_upload(current_user, f.stream, f.filename, kind))
-                )
+            for f, name in files:
+                reports.append((name, import_upload(current_user, f.stream, name, kind)))
         except InvalidInput as exc:
             error, status = exc.message, exc.status
     page = render_template(

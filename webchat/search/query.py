@@ -288,7 +288,7 @@ def _ranked_sqlite(match: str, user: User, filters: Filters, offset: int, limit:
         select(func.count(), func.min(newest.c.rowid)).select_from(newest)
     ).one()
     windowed = count >= RANK_WINDOW
-    score = literal_column("bm25(search_fts, 4.0, 1.0)")
+    score: ColumnElement[float] = literal_column("bm25(search_fts, 4.0, 1.0)")
     stmt = _matches_sqlite(match, user, filters, *_columns(-score))
     if windowed:
         stmt = stmt.where(_fts.c.rowid >= start)
@@ -313,14 +313,14 @@ def _tsquery(websearch: str) -> ColumnElement:
 
 def _ranked_postgres(websearch: str, user: User, filters: Filters, offset: int, limit: int):
     """The page of hits, and whether only the newest :data:`RANK_WINDOW` matches were ranked."""
-    tsv = literal_column("search_docs.tsv")
+    tsv: ColumnElement[Any] = literal_column("search_docs.tsv")
     query = _tsquery(websearch)
-    newest = _filters(
+    matches = _filters(
         _joined(select(search_docs.c.id).select_from(search_docs)).where(tsv.op("@@")(query)),
         user,
         filters,
     )
-    newest = newest.order_by(search_docs.c.id.desc()).limit(RANK_WINDOW).subquery("newest")
+    newest = matches.order_by(search_docs.c.id.desc()).limit(RANK_WINDOW).subquery("newest")
     score = func.ts_rank(tsv, query, 1)  # 1: divided by 1 + log(length), as BM25 favours short
     stmt = _joined(
         select(*_columns(score), func.count().over().label("matches"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, make_response, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -28,7 +30,7 @@ def index():
         status = getattr(exc, "status", 400)
     next_url = None
     if results.next_cursor:
-        args = {**request.args.to_dict(flat=False), "cursor": results.next_cursor}
+        args: dict[str, Any] = {**request.args.to_dict(flat=False), "cursor": results.next_cursor}
         next_url = url_for(".index", **args)
     context = {"q": q, "filters": filters, "results": results, "error": error, "next_url": next_url}
     if request.htmx and request.args.get("cursor"):
