@@ -45,11 +45,13 @@ from webchat.streaming import runs, store
 from .stream_server import fresh_database
 
 WRITES = ("INSERT", "UPDATE", "DELETE")
+RUN_THREADS = ("webchat-run-", "webchat-appends")
 
 
 class StatementLog:
     """Every statement an engine runs, with its thread's name, and the write transactions
-    (commits after at least one write) of the run executors' threads (``webchat-run-*``)."""
+    (commits after at least one write) of the run executors' threads (``webchat-run-*``) and
+    of the appends' writer (``webchat-appends``)."""
 
     def __init__(self, engine) -> None:
         self.engine = engine
@@ -66,7 +68,7 @@ class StatementLog:
     def run_writes(self) -> int:
         """Write statements of the run executors' threads."""
         return sum(
-            t.startswith("webchat-run-") and s.lstrip().split(None, 1)[0].upper() in WRITES
+            t.startswith(RUN_THREADS) and s.lstrip().split(None, 1)[0].upper() in WRITES
             for t, s, _ in self.statements
         )
 
@@ -78,7 +80,7 @@ class StatementLog:
     def _commit(self, conn) -> None:
         if id(conn) in self._wrote:
             self._wrote.discard(id(conn))
-            if threading.current_thread().name.startswith("webchat-run-"):
+            if threading.current_thread().name.startswith(RUN_THREADS):
                 self.run_write_commits.append(time.monotonic())
 
 

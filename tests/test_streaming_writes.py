@@ -16,7 +16,7 @@ import uuid
 
 from sqlalchemy import select
 
-from bench.stream_persistence import StatementLog, add_history
+from bench.stream_persistence import RUN_THREADS, StatementLog, add_history
 from webchat.extensions import db
 from webchat.models import Message, Role, Status, User
 from webchat.providers import register
@@ -59,7 +59,7 @@ def test_a_fast_reply_costs_at_most_ten_writes_a_second(make_app):
     assert len(commits) <= 10 * seconds + 3, (len(commits), seconds)
     gaps = [b - a for a, b in zip(commits, commits[1:], strict=False)]
     assert sum(g < 0.09 for g in gaps) <= 3  # never two appends within one flush interval
-    appends = [s for t, s, _ in log.statements if t.startswith("webchat-run-")]
+    appends = [s for t, s, _ in log.statements if t.startswith(RUN_THREADS)]
     assert sum("UPDATE messages SET content" in s for s in appends) <= 10 * seconds + 1
 
 

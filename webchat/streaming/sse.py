@@ -201,9 +201,10 @@ def follow(
 ) -> Iterator[str]:
     """Yield the SSE text of run ``run_id`` from ``last_event_id`` (or the start) to its end.
 
-    Each wake reads the database once, on a connection taken from the pool for that read only, so
-    no session or connection is held between reads; the opening and the ending (which render
-    with the format's templates) run in an app context of their own. Wrap it in
+    Each wake either sends the appends its notifications carry (when they continue exactly from
+    the client's cursor) or reads the database once, on a connection taken from the pool for
+    that read only, so no session or connection is held between reads; the opening and the
+    ending (which render with the format's templates) run in an app context of their own. Wrap it in
     ``stream_with_context`` when the format renders templates that need the request
     (``url_for``, ``csrf_token``). Ends after the ``done`` event (preceded by ``error`` for a
     failed run), or at once if the run is deleted.
@@ -238,13 +239,39 @@ def follow(
             if out:
                 yield "".join(out)
                 last_sent = time.monotonic()
-            elif not sub.wait(seen, poll_s) and time.monotonic() - last_sent >= ping_s:
+            # Everything read is sent; what is stored after that read has a newer version.
+            if not sub.wait(seen, poll_s) and time.monotonic() - last_sent >= ping_s:
                 yield comment("ping")
                 last_sent = time.monotonic()
-            seen = sub.version
-            out = []
+            seen, payloads = sub.since(seen)
+            out, cursor = _from_payloads(fmt, payloads, cursor)
+            if out:
+                state = RunState(state.status, state.error, [])  # nothing else is new
+                continue
             with engine.connect() as connection:
                 state = _read(connection, run_id, cursor, sent)
+
+
+def _from_payloads(
+    fmt: StreamFormat, payloads: list | None, cursor: Cursor | None
+) -> tuple[list[str], Cursor | None]:
+    """``delta`` events for the notified appends that continue exactly from ``cursor`` (see
+    :mod:`.notify`), and the cursor after them. Returns no events (read the database) unless
+    every payload fits: a gap, another message or a notification without payload all mean the
+    database has something these payloads do not say."""
+    if not payloads or cursor is None or cursor.offset is None:
+        return [], cursor
+    events = []
+    offset = cursor.offset
+    for message_id, start, text in payloads:
+        if message_id != str(cursor.message_id) or start != offset:
+            return [], cursor
+        message = StoredMessage(
+            cursor.message_id, Role.ASSISTANT, Status.STREAMING, text, start, None, None, None, None
+        )
+        offset = start + len(text)
+        events.append(format_event(fmt.delta(message, text), "delta", f"{message_id}:{offset}"))
+    return events, Cursor(cursor.message_id, offset)
 
 
 def _opening(
