@@ -16,10 +16,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from flask import Flask, Response, current_app, request, stream_with_context
-from sqlalchemy import and_, bindparam, case, func, select
+from sqlalchemy import Table, and_, bindparam, case, func, select
 from sqlalchemy.engine import Connection
 
 from ..extensions import db
@@ -113,8 +113,8 @@ class StreamFormat(Protocol):
         """Payload of the closing ``done`` event."""
 
 
-_runs = Run.__table__
-_messages = Message.__table__
+_runs = cast(Table, Run.__table__)
+_messages = cast(Table, Message.__table__)
 # One statement per read, built once: the run's status and error, and each message of the run
 # not yet sent whole, its content from the cursor's offset on (``substr`` is 1-based). Sent
 # messages are left out in the join, so a run whose messages are all sent still gives one row.
@@ -185,7 +185,10 @@ def _read(
             row[4],
             row[5] or "",
             at.offset if at and at.offset and row[2] == at.message_id else 0,
-            *row[6:],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
         )
         for row in rows
         if row[2] is not None

@@ -16,10 +16,10 @@ import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, current_app
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 
 from ..db import begin_write
 from ..extensions import db
@@ -84,16 +84,21 @@ def start_run(run_id: uuid.UUID, worker: str) -> bool:
     begin_write()
     now = utcnow()
     taken = db.session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status == Status.PENDING, Run.cancel_requested.is_(False))
+        update(_runs)
+        .where(
+            _runs.c.id == run_id,
+            _runs.c.status == Status.PENDING,
+            _runs.c.cancel_requested.is_(False),
+        )
         .values(status=Status.STREAMING, worker=worker, heartbeat_at=now)
-    ).rowcount
+        .returning(_runs.c.id)
+    ).first()
     _commit_and_wake(run_id)
     return bool(taken)
 
 
-_messages = Message.__table__
-_runs = Run.__table__
+_messages = cast(Table, Message.__table__)
+_runs = cast(Table, Run.__table__)
 # Built once: the append is the hot path (up to 10 a second per run), and a Core statement on
 # the tables skips the ORM's per-call statement building and session synchronisation.
 _APPEND_TEXT = (  # run as executemany, which takes no "expanding" IN parameter
@@ -228,8 +233,13 @@ def _write_appends(batch: list[_Pending]) -> None:
             [{"message_id": m, "text": t, "now": now} for m, t in joined.items()],
         )
     run_ids = list({item.run_id for item in batch})
-    active = dict(connection.execute(_TOUCH_ACTIVE, {"run_ids": run_ids, "now": now}).all())
-    lengths = dict(connection.execute(_LENGTHS, {"message_ids": list(joined)}).all())
+    active: dict[uuid.UUID, bool] = {
+        row.id: row.cancel_requested
+        for row in connection.execute(_TOUCH_ACTIVE, {"run_ids": run_ids, "now": now})
+    }
+    lengths: dict[uuid.UUID, int] = {
+        row[0]: row[1] for row in connection.execute(_LENGTHS, {"message_ids": list(joined)})
+    }
     db.session.commit()
     for item in batch:
         item.stop = item.run_id not in active or bool(active[item.run_id])
