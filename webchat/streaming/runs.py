@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import literal, select
+from sqlalchemy import Select, bindparam, literal, select
 from sqlalchemy.orm import aliased
 
 from .. import providers, tools
@@ -65,13 +65,9 @@ def launch(run_id: uuid.UUID, app: Flask | None = None) -> threading.Thread:
     thread = threading.Thread(
         target=_execute, args=(app, run_id), name=f"webchat-run-{run_id}", daemon=True
     )
+    with _threads_lock:  # the thread takes itself off the list as it ends (see _execute)
+        app.extensions.setdefault("webchat.run_threads", []).append(thread)
     thread.start()
-    with _threads_lock:  # the list is pruned when it doubles: O(1) a launch, not O(runs)
-        threads = app.extensions.setdefault("webchat.run_threads", [])
-        threads.append(thread)
-        if len(threads) >= 2 * app.extensions.get("webchat.run_threads_kept", 32):
-            threads[:] = [t for t in threads if t.is_alive()]
-            app.extensions["webchat.run_threads_kept"] = max(32, len(threads))
     return thread
 
 
@@ -97,25 +93,30 @@ def retry(message: Message) -> Run:
     return store.create_reply(conversation, user_message, run.model)
 
 
-def history(message_id: uuid.UUID, limit: int = HISTORY_LIMIT) -> list[Message]:
-    """The ancestors of ``message_id`` (itself included), oldest first, at most ``limit``.
-
-    Follows ``parent_id`` with a recursive CTE, so the cost is bounded by ``limit`` whatever the
-    conversation's length, and a retried or edited branch sees only its own line.
-    """
+def _history_statement() -> Select:
     anchor = select(Message.id, Message.parent_id, literal(1).label("depth")).where(
-        Message.id == message_id
+        Message.id == bindparam("message_id")
     )
     chain = anchor.cte("chain", recursive=True)
     parent = aliased(Message)
     chain = chain.union_all(
         select(parent.id, parent.parent_id, (chain.c.depth + 1).label("depth"))
         .join(chain, parent.id == chain.c.parent_id)
-        .where(chain.c.depth < limit)
+        .where(chain.c.depth < bindparam("limit"))
     )
-    rows = db.session.scalars(
-        select(Message).join(chain, Message.id == chain.c.id).order_by(chain.c.depth.desc())
-    ).all()
+    return select(Message).join(chain, Message.id == chain.c.id).order_by(chain.c.depth.desc())
+
+
+_HISTORY = _history_statement()  # built once: each run reads its history at least once
+
+
+def history(message_id: uuid.UUID, limit: int = HISTORY_LIMIT) -> list[Message]:
+    """The ancestors of ``message_id`` (itself included), oldest first, at most ``limit``.
+
+    Follows ``parent_id`` with a recursive CTE, so the cost is bounded by ``limit`` whatever the
+    conversation's length, and a retried or edited branch sees only its own line.
+    """
+    rows = db.session.scalars(_HISTORY, {"message_id": message_id, "limit": limit}).all()
     return list(rows)
 
 
@@ -196,6 +197,10 @@ def _execute(app: Flask, run_id: uuid.UUID) -> None:
         finally:
             db.session.remove()
             _beating(app, run_id, False)
+            with _threads_lock:
+                threads = app.extensions.get("webchat.run_threads", [])
+                if threading.current_thread() in threads:
+                    threads.remove(threading.current_thread())
 
 
 _live_lock = threading.Lock()
