@@ -20,7 +20,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import Select, bindparam, literal, select
 from sqlalchemy.orm import aliased
 
@@ -62,6 +62,11 @@ _threads_lock = threading.Lock()
 def launch(run_id: uuid.UUID, app: Flask | None = None) -> threading.Thread:
     """Execute the committed run ``run_id`` in the background; returns the thread."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    session = db.session() if has_app_context() else None
+    if session is not None and not (session.new or session.dirty or session.deleted):
+        # Starting a thread yields to the others under gevent: hold no transaction (in a
+        # writing request, SQLite's write lock) across it.
+        session.rollback()
     thread = threading.Thread(
         target=_execute, args=(app, run_id), name=f"webchat-run-{run_id}", daemon=True
     )
