@@ -210,6 +210,19 @@ def test_json_stream_resumes_at_an_end_cursor_and_after_the_run(app):
     assert over.text == {str(mid): "All of it."}
 
 
+def test_an_idle_stream_starts_with_a_comment_and_pings(make_app):
+    app = make_app(SSE_HEARTBEAT_MS=100, STREAM_POLL_MS=30)
+    run_id, mid = manual_run(app, "thinking")
+    stream = sse.follow(app, run_id, JsonFormat())
+    opening = next(stream)
+    assert opening.startswith("retry: 1000\n: ")  # a comment first, so proxies flush
+    assert parse_sse(next(stream))[0]["id"] == f"{mid}:8"
+    started = time.monotonic()
+    assert next(stream) == ": ping\n\n"  # nothing new for a while: a comment, not an event
+    assert 0.09 < time.monotonic() - started < 2
+    stream.close()
+
+
 def test_snapshot_and_cursor_agree_when_a_write_lands_between_them(app):
     """A delta committed while the stream renders its snapshot must reach the client once."""
     run_id, mid = manual_run(app, "before ")
