@@ -279,6 +279,12 @@ def main() -> None:
     print(f"\n{args.db}, {workers} gunicorn worker(s) (gevent), {args.words} words a reply,")
     print(f"{args.delay_ms} ms between words (~{1000 / args.delay_ms:.0f} tokens/s)\n")
     print(table(HEADER, rows))
+    ratios = [
+        [web[1], f"{float(web[9]) / max(float(bare[9]), 0.5):.1f}", f"{web[6]} vs {bare[6]}"]
+        for web, bare in zip(rows[::2], rows[1::2], strict=True)
+    ]
+    print("\nOverhead of webchat over the bare endpoint on the same server\n")
+    print(table(["streams", "server CPU ratio", "delay p50 ms (webchat vs bare)"], ratios))
     bad = [r for r in rows if r[2] != str(r[1]) or r[3] != r[1] or r[4] or r[5]]
     if bad:
         print("\nNOT EVERY STREAM COMPLETED EXACTLY:", bad)
