@@ -482,24 +482,27 @@ def test_a_late_write_of_a_reaped_run_neither_lands_nor_revives_it(app):
     assert run_of(app, run_id).status == Status.INTERRUPTED
 
 
-def test_the_process_heartbeat_keeps_a_busy_runs_heartbeat_fresh(make_app):
+def test_a_busy_run_is_not_reaped_while_its_process_lives(make_app):
     """A run whose executor is busy elsewhere (waiting its turn for the database in an
-    overloaded worker, say) keeps a fresh heartbeat: the process's heartbeat thread touches
-    every run it executes, so the reaper leaves it alone; once it is no longer registered (its
-    executor ended without finishing it), its heartbeat goes stale and the reaper takes it."""
-    app = make_app(HEARTBEAT_INTERVAL_MS=50, STALE_RUN_AFTER_MS=400)
-    run_id, mid = manual_run(app, "busy")
-    runs._beating(app, run_id, True)
+    overloaded worker, say) is not taken for dead: its process's heartbeat thread touches it, and
+    its own process's reaper knows it is alive. Once its process no longer runs it (the executor
+    ended without finishing it), its heartbeat goes stale and a reaper takes it."""
+    one = make_app(HEARTBEAT_INTERVAL_MS=50, STALE_RUN_AFTER_MS=400)
+    other = make_app(HEARTBEAT_INTERVAL_MS=50, STALE_RUN_AFTER_MS=400)  # another process
+    run_id, mid = manual_run(one, "busy")
+    runs._beating(one, run_id, True)
     try:
-        time.sleep(0.8)  # twice the stale age, and nothing else touched the run
-        assert runs.reap(app) == 0
-        assert stored(app, mid).status == Status.STREAMING
+        time.sleep(0.8)  # twice the stale age, and no executor touched the run
+        assert runs.reap(other) == 0
+        make_stale(one, run_id)
+        assert runs.reap(one) == 0
+        assert stored(one, mid).status == Status.STREAMING
     finally:
-        runs._beating(app, run_id, False)
+        runs._beating(one, run_id, False)
     time.sleep(0.5)
-    assert runs.reap(app) == 1
-    assert stored(app, mid).status == Status.INTERRUPTED
-    wait_until(lambda: app.extensions["webchat.heartbeat_pid"] is None)  # the thread ended
+    assert runs.reap(other) == 1
+    assert stored(one, mid).status == Status.INTERRUPTED
+    wait_until(lambda: one.extensions["webchat.heartbeat_pid"] is None)  # the thread ended
 
 
 def test_a_stale_run_that_was_asked_to_stop_ends_cancelled(app):

@@ -72,6 +72,7 @@ def launch(run_id: uuid.UUID, app: Flask | None = None) -> threading.Thread:
     )
     with _threads_lock:  # the thread takes itself off the list as it ends (see _execute)
         app.extensions.setdefault("webchat.run_threads", []).append(thread)
+    _beating(app, run_id, True)  # from now: a thread that starts late is not taken for dead
     thread.start()
     return thread
 
@@ -189,7 +190,6 @@ def _produce(stream: Any, out: queue.Queue, stop: threading.Event) -> None:
 
 
 def _execute(app: Flask, run_id: uuid.UUID) -> None:
-    _beating(app, run_id, True)
     with app.app_context():
         try:
             _run(app, run_id)
@@ -509,12 +509,18 @@ def _readable(exc: BaseException) -> str:
 
 def reap(app: Flask | None = None) -> int:
     """Interrupt every run whose heartbeat is older than ``STALE_RUN_AFTER_MS``; returns how many
-    this process interrupted. Safe to call from many processes at once."""
+    this process interrupted. Safe to call from many processes at once.
+
+    The runs this process executes itself are left alone, stale or not: they are alive (an
+    overloaded worker may touch heartbeats late, and it knows its own runs better)."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     with app.app_context():
         try:
             cutoff = utcnow() - timedelta(milliseconds=app.config["STALE_RUN_AFTER_MS"])
-            count = sum(store.interrupt(run_id, cutoff) for run_id in store.stale_runs(cutoff))
+            with _live_lock:
+                own = set(app.extensions.get("webchat.live_runs", ()))
+            stale = [run_id for run_id in store.stale_runs(cutoff) if run_id not in own]
+            count = sum(store.interrupt(run_id, cutoff) for run_id in stale)
             db.session.commit()
             return count
         finally:
