@@ -213,25 +213,11 @@ def post(client, url: str, data: dict | None = None, htmx: bool = False, **kw):
 
 def parse_sse(body: str) -> list[dict]:
     """Parse text/event-stream ``body`` into ``[{"event", "id", "data"}]`` (comments dropped),
-    per the HTML standard's event stream interpretation."""
-    events = []
-    for block in body.replace("\r\n", "\n").split("\n\n"):
-        event: dict = {"event": "message", "id": None, "data": []}
-        has_data = False
-        for line in block.split("\n"):
-            if not line or line.startswith(":"):
-                continue
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "data":
-                event["data"].append(value)
-                has_data = True
-            elif field in ("event", "id"):
-                event[field] = value
-        if has_data:
-            event["data"] = "\n".join(event["data"])
-            events.append(event)
-    return events
+    per the HTML standard's event stream interpretation (see ``bench.stream_server.SseParser``,
+    which reads a stream in pieces)."""
+    from bench.stream_server import SseParser
+
+    return SseParser().feed(body + "\n\n")
 
 
 def fixture_path(*parts: str) -> Path:
