@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, text
 
+from webchat.conversations import titles
 from webchat.extensions import db
 from webchat.models import Conversation, Message, Run, User, utcnow
 from webchat.providers import register
@@ -184,7 +185,9 @@ def test_real_model_titles_in_background(make_app):
     cid = response.headers["Location"].rsplit("/", 1)[1]
     assert _get(app, cid).title == "how do I bake sourdough?"  # at once, from the message
     wait_for_runs(app)
+    titles.wait(app)
     assert _get(app, cid).title == "Baking Sourdough Bread"
+    assert app.extensions[titles.THREADS] == []  # the thread took itself off the list
     reply_request, title_request = fake.requests
     assert reply_request[-1].content == "how do I bake sourdough?"
     assert title_request[0].role == "system" and "title" in title_request[0].content
@@ -202,14 +205,22 @@ def test_a_rename_wins_over_the_generated_title(make_app):
     cid = response.headers["Location"].rsplit("/", 1)[1]
     post(user_client, f"/c/{cid}/rename", {"title": "Mine"})
     wait_for_runs(app)
+    titles.wait(app)
     assert _get(app, cid).title == "Mine"
+    assert len(fake.requests) == 2  # the model was asked, and its title not taken
 
 
 def test_demo_model_gets_no_generated_title(make_app):
     app = make_app(TITLE_GENERATION=True)
     user_client = app.test_client()
     sign_up(user_client)
+    register(app, QueuedProvider())
     cid = start_conversation(user_client, "plain demo")
     wait_for_runs(app)
     assert _get(app, cid).title == "plain demo"
-    assert not [t for t in app.extensions["webchat.run_threads"] if "title" in t.name]
+    assert titles.THREADS not in app.extensions  # no title thread was ever started
+    with app.app_context():
+        assert not titles.wanted("demo/echo") and titles.wanted("fake/model")
+        assert not titles.wanted("nowhere/model")
+        app.config["TITLE_GENERATION"] = False
+        assert not titles.wanted("fake/model")

@@ -33,6 +33,8 @@ MAX_CHARS = 60  # characters of a generated title
 MAX_REPLY_CHARS = 300  # stop reading a rambling model after this many characters
 PROMPT_CHARS = 4_000  # characters of the first message sent to the model
 WAIT_FOR_REPLY_S = 600  # longest wait for the first reply to finish before titling anyway
+THREADS = "webchat.title_threads"  # app.extensions key: the title threads still running
+_threads_lock = threading.Lock()
 
 
 def wanted(model_id: str) -> bool:
@@ -110,6 +112,10 @@ def _generate(
             db.session.rollback()
         finally:
             db.session.remove()
+            with _threads_lock:
+                running = app.extensions.get(THREADS, [])
+                if threading.current_thread() in running:
+                    running.remove(threading.current_thread())
 
 
 def launch(
@@ -127,8 +133,13 @@ def launch(
         name=f"webchat-title-{conversation.id}",
         daemon=True,
     )
+    with _threads_lock:  # the thread takes itself off the list as it ends
+        app.extensions.setdefault(THREADS, []).append(thread)
     thread.start()
-    # Background threads of the app are joined together (tests, shutdown) from this list.
-    threads = app.extensions.setdefault("webchat.run_threads", [])
-    threads[:] = [t for t in threads if t.is_alive()] + [thread]
     return thread
+
+
+def wait(app: Flask, timeout: float = 30) -> None:
+    """Join the app's title threads that are still running (tests; a graceful shutdown)."""
+    for thread in list(app.extensions.get(THREADS, [])):
+        thread.join(timeout)
