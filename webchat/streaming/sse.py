@@ -7,7 +7,9 @@ name, an ``id:`` and one ``data:`` line per line of its payload. Event ids are c
 ``Last-Event-ID`` resumes exactly. Streams start with a comment (so proxies flush), send a
 ``: ping`` comment after ``SSE_HEARTBEAT_MS`` of silence, and end after ``done``.
 
-The stream reads only the database; notifications just wake it early (see :mod:`.notify`).
+The stream sends only what is committed: what it reads from the database, or the committed text a
+notification carries when that text continues exactly from the client's cursor (see
+:mod:`.notify`); anything else (a gap, a payload it missed) sends it back to the database.
 """
 
 from __future__ import annotations
