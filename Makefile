@@ -44,8 +44,13 @@ lint: install-test
 	$(BIN)/ruff format --check webchat tests bench
 	$(BIN)/mypy webchat
 
-bench: install-test services
-	$(BIN)/python -m bench.all
+bench: install-test services   # ~30 min in all; each line also runs alone (docs/performance.md)
+	$(BIN)/python -m bench.stream_persistence
+	$(BIN)/python -m bench.stream_concurrency --db sqlite
+	$(BIN)/python -m bench.stream_concurrency --db postgres
+	$(BIN)/python -m bench.history --db sqlite,postgres
+	$(BIN)/python -m bench.search_bench --sizes 100000
+	$(BIN)/python -m bench.porting_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

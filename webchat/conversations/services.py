@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, select
@@ -283,6 +284,11 @@ def trash_expires_at(conversation: Conversation) -> datetime | None:
     return conversation.deleted_at + timedelta(days=days)
 
 
+def _rowcount(result: Any) -> int:
+    """Rows a DML statement matched (``CursorResult.rowcount``; ``Result`` is not typed with it)."""
+    return result.rowcount or 0
+
+
 def purge_expired(user: User | None = None) -> int:
     """Purge conversations (of ``user``, or everyone's) in Trash for longer than
     ``TRASH_RETENTION_DAYS`` days; returns how many. 0 days keeps Trash until emptied by hand."""
@@ -292,7 +298,7 @@ def purge_expired(user: User | None = None) -> int:
     query = delete(Conversation).where(Conversation.deleted_at < cutoff)
     if user is not None:
         query = query.where(Conversation.user_id == user.id)
-    return db.session.execute(query).rowcount or 0
+    return _rowcount(db.session.execute(query))
 
 
 def empty_trash(user: User) -> int:
@@ -300,7 +306,7 @@ def empty_trash(user: User) -> int:
     query = delete(Conversation).where(
         Conversation.user_id == user.id, Conversation.deleted_at.is_not(None)
     )
-    return db.session.execute(query).rowcount or 0
+    return _rowcount(db.session.execute(query))
 
 
 def archived(user: User, limit: int = 500) -> list[Conversation]:

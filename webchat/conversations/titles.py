@@ -38,14 +38,18 @@ _threads_lock = threading.Lock()
 
 
 def wanted(model_id: str) -> bool:
-    """True when ``model_id`` names a configured, non-demo provider and titles are enabled."""
+    """True when ``model_id`` names a configured, non-demo provider and titles are enabled.
+
+    Providers that keep a session of their own (Claude Code) are left out: a title would cost a
+    whole CLI session.
+    """
     if not current_app.config.get("TITLE_GENERATION", True):
         return False
     try:
         provider, _ = providers.resolve(model_id)
     except ProviderError:
         return False
-    return provider.name != "demo"
+    return provider.name != "demo" and not getattr(provider, "uses_session", False)
 
 
 def clean(text: str) -> str:

@@ -9,10 +9,10 @@ from flask import (
     make_response,
     redirect,
     render_template,
-    request,
     url_for,
 )
 from flask_login import current_user, login_required
+from htmx_flask import request  # flask's request, typed with .htmx
 
 from .. import htmx
 from ..errors import InvalidInput
@@ -208,8 +208,6 @@ def retry(message_id: str):
     return render_template("conversations/_reply.html", run=run, messages=[reply])
 
 
-# --- Organising: rename, pin, archive, Trash (services in services.py) -----------------------
-
 @bp.post("/c/<conversation_id>/settings")
 @login_required
 def update_settings(conversation_id: str):
@@ -240,6 +238,8 @@ def update_settings(conversation_id: str):
         saved=True,
     )
 
+
+# --- Organising: rename, pin, archive, Trash (services in services.py) -----------------------
 
 
 def _back(default: str):

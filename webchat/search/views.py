@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, make_response, render_template, request, url_for
+from flask import Blueprint, make_response, render_template, url_for
 from flask_login import current_user, login_required
+from htmx_flask import request  # flask's request, typed with .htmx
 
 from .. import htmx
 from ..conversations import services as conversations

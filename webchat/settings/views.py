@@ -10,11 +10,11 @@ from flask import (
     make_response,
     redirect,
     render_template,
-    request,
     url_for,
 )
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
+from htmx_flask import request  # flask's request, typed with .htmx
 from wtforms import StringField
 from wtforms.validators import Length
 
