@@ -3,7 +3,7 @@
 Usage: .venv/bin/python scripts/screenshots.py
 Starts webchat on a throw-away SQLite database, fills one conversation with a reply that shows
 Markdown, code, a table and a tool call, and captures the conversation page in light and dark, on a
-desktop and a phone, plus a reply mid-stream and the sign-in page.
+desktop and a phone, plus a reply mid-stream, search results and the sign-in page.
 """
 
 from __future__ import annotations
@@ -102,6 +102,10 @@ def main() -> None:
                     page.get_by_role("link", name="Streaming SSE from Flask").click()
                     page.wait_for_selector("article.msg.assistant")
                     page.screenshot(path=OUT / f"conversation-{scheme}.png")
+                    if scheme == "dark":
+                        page.goto(server.url + "/search?q=stream+events")
+                        page.wait_for_timeout(300)
+                        page.screenshot(path=OUT / "search-dark.png")
                     if scheme == "light":
                         page.get_by_label("Message").fill("And how do I resume after a reload?")
                         page.get_by_label("Message").press("Enter")
