@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from webchat import create_app
 from webchat.api import tokens
 from webchat.auth import services as accounts
 from webchat.conversations import paging
@@ -34,6 +33,7 @@ from webchat.extensions import db
 from webchat.models import Conversation
 from webchat.seed import seed
 
+from .common import bench_app, p90, table
 from .stream_server import fresh_database
 
 WARMUP = 5
@@ -56,10 +56,6 @@ def timed(calls: dict, samples: int, after: Callable[[], None] | None = None) ->
             if i >= WARMUP:
                 times[key].append(elapsed)
     return times
-
-
-def p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10)[-1]
 
 
 def wait_for_runs(app) -> None:
@@ -165,15 +161,7 @@ def measure(kind: str, sizes: list[int], conversations: int, samples: int) -> li
         tempfile.TemporaryDirectory(prefix="webchat-bench-history-") as folder,
         fresh_database(kind, Path(folder)) as url,
     ):
-        app = create_app(
-            {
-                "SECRET_KEY": "bench",
-                "DATABASE_URL": url,
-                "INSTANCE_PATH": folder,
-                "REAPER_INTERVAL_MS": 0,
-                "DEMO_DELAY_MS": 0,
-            }
-        )
+        app = bench_app(url, folder, DEMO_DELAY_MS=0)
         setup = prepare(app, sizes, conversations, kind)
         results = time_conversations(app, setup, samples)
         rows = [_row(name, [cells[s] for s in sizes]) for name, cells in results.items()]
@@ -242,10 +230,7 @@ def main() -> None:
         print(f"### {kind}: server time in ms, median / p90 (× the smallest case's median)")
         print()
         header = ["case", *(f"{s:,} messages" for s in sizes)]
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
+        print(table(header, rows))
         print()
 
 

@@ -35,13 +35,13 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from webchat import create_app
 from webchat.extensions import db
 from webchat.models import Conversation, Message, User
 from webchat.porting import chatgpt, claude_code, export
 from webchat.porting.report import ImportReport
 from webchat.seed import seed
 
+from .common import bench_app
 from .search_bench import Texts
 from .stream_server import fresh_database
 
@@ -166,10 +166,7 @@ def run(kind: str, sessions: int, chats: int, long: int) -> None:
     export_file = folder / "conversations.json"
     nodes = chatgpt_export(export_file, chats, texts)
     with fresh_database(kind, folder) as url:
-        app = create_app(
-            {"DATABASE_URL": url, "INSTANCE_PATH": str(folder), "SECRET_KEY": "bench",
-             "REAPER_INTERVAL_MS": 0}
-        )  # fmt: skip
+        app = bench_app(url, folder)
         with app.app_context():
             users = []
             for email in ("ada@example.com", "bob@example.com"):

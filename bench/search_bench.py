@@ -33,11 +33,11 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select, text
 
-from webchat import create_app
 from webchat.extensions import db
 from webchat.models import Conversation, Message, User, new_id
 from webchat.search import Filters, Results, search
 
+from .common import bench_app, p90
 from .stream_server import fresh_database
 
 VOCABULARY = 50_000
@@ -147,10 +147,6 @@ def queries(texts: Texts) -> list[tuple[str, str, Filters]]:
     ]
 
 
-def p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10)[-1]
-
-
 def measure(user: User, q: str, filters: Filters, samples: int) -> tuple[list[float], Results]:
     """``samples`` times (ms) of one search's first page, after :data:`WARMUP`; its results."""
     times = []
@@ -168,10 +164,7 @@ def run(kind: str, sizes: list[int], samples: int) -> None:
     texts = Texts()
     folder = Path(tempfile.mkdtemp(prefix="webchat-search-bench-"))
     with fresh_database(kind, folder) as url:
-        app = create_app(
-            {"DATABASE_URL": url, "INSTANCE_PATH": str(folder), "SECRET_KEY": "bench",
-             "REAPER_INTERVAL_MS": 0}
-        )  # fmt: skip
+        app = bench_app(url, folder)
         with app.app_context():
             ada, bob = User(email="ada@example.com"), User(email="bob@example.com")
             for user in (ada, bob):

@@ -44,7 +44,7 @@ from webchat.config import normalize_database_url
 from webchat.models import Conversation, Message, User, new_id, utcnow
 from webchat.providers.demo import DemoProvider
 
-from .stream_persistence import percentile, table
+from .common import percentile, table
 from .stream_server import REDIS_URL, Client, Gunicorn, SseParser, cpu_seconds, fresh_database
 
 REPLY_RE = re.compile(r'id="m-([0-9a-f-]{36})"[^>]*sse-connect=')

@@ -34,7 +34,6 @@ from typing import Any
 
 from sqlalchemy import event, insert, select
 
-from webchat import create_app
 from webchat.conversations import services
 from webchat.extensions import db
 from webchat.models import Conversation, Message, Role, Run, Status, User, new_id, utcnow
@@ -42,6 +41,7 @@ from webchat.providers import register
 from webchat.providers.base import ChatMessage, Event, Finish, TextDelta
 from webchat.streaming import runs, store
 
+from .common import bench_app, percentile, table
 from .stream_server import fresh_database
 
 WRITES = ("INSERT", "UPDATE", "DELETE")
@@ -151,23 +151,8 @@ class PacedProvider:
         yield Finish()
 
 
-def percentile(values: list[float], p: float) -> float:
-    """The ``p``-th percentile (0–100) of ``values``, nearest rank."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
-
-
 def make_app(url: str, folder: str):
-    return create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "bench",
-            "DATABASE_URL": url,
-            "INSTANCE_PATH": folder,
-            "REAPER_INTERVAL_MS": 0,
-            "TOOLS_ENABLED": False,
-        }
-    )
+    return bench_app(url, folder, TESTING=True, TOOLS_ENABLED=False)
 
 
 def lag_rows(url: str, folder: str, seconds: float) -> list[list]:
@@ -317,13 +302,6 @@ def send_cost_rows(url: str, folder: str, sends: int = 7) -> list[list]:
     with app.app_context():
         db.engine.dispose()
     return out
-
-
-def table(header: list[str], rows: list[list]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:
