@@ -18,6 +18,7 @@ Times are ISO 8601 UTC with microseconds, ids are UUID strings, JSON columns are
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -44,16 +45,16 @@ EXCLUDED: dict[type, set[str]] = {
 }
 
 
-def fields(model: type[Conversation] | type[Message] | type[Run]) -> list[tuple[str, str]]:
+@functools.cache  # asked once per exported or imported row
+def fields(model: type[Conversation] | type[Message] | type[Run]) -> tuple[tuple[str, str], ...]:
     """``(attribute, column name)`` of every exported column of ``model``, in table order."""
     excluded = EXCLUDED.get(model, set())
-    out = []
     mapper: Mapper[Any] = inspect(model)
-    for attr in mapper.column_attrs:
-        name = attr.columns[0].name
-        if name not in excluded and attr.key not in excluded:
-            out.append((attr.key, name))
-    return out
+    return tuple(
+        (attr.key, attr.columns[0].name)
+        for attr in mapper.column_attrs
+        if attr.columns[0].name not in excluded and attr.key not in excluded
+    )
 
 
 def _json_value(value: Any) -> Any:
@@ -64,7 +65,7 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def row_dict(row: Any) -> dict[str, Any]:
+def row_dict(row: Conversation | Message | Run) -> dict[str, Any]:
     """A model row as JSON-ready ``{column name: value}`` (see :func:`fields`)."""
     return {name: _json_value(getattr(row, key)) for key, name in fields(type(row))}
 
