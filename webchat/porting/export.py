@@ -180,11 +180,13 @@ def markdown_chunks(conversation: Conversation) -> Iterator[str]:
 
 def user_conversations(user: User) -> Iterator[Conversation]:
     """The user's conversations not in Trash (archived included), oldest first, read in
-    batches; the read transaction ends between conversations."""
+    batches of 100 and yielded detached (expunged, as :func:`_batches` does with messages);
+    the read transaction ends between conversations."""
+    user_id = user.id  # the rollbacks below expire ``user``
     after = None
     while True:
         query = select(Conversation).where(
-            Conversation.user_id == user.id, Conversation.deleted_at.is_(None)
+            Conversation.user_id == user_id, Conversation.deleted_at.is_(None)
         )
         if after is not None:
             query = query.where(tuple_(Conversation.created_at, Conversation.id) > after)
@@ -193,6 +195,10 @@ def user_conversations(user: User) -> Iterator[Conversation]:
         if not rows:
             return
         after = (rows[-1].created_at, rows[-1].id)
+        for conversation in rows:
+            # Detached, a rollback leaves the batch loaded instead of expiring it (which would
+            # read each conversation again, one SELECT apiece).
+            db.session.expunge(conversation)
         for conversation in rows:
             yield conversation
             db.session.rollback()  # a long download holds no snapshot open between them
