@@ -236,6 +236,21 @@ class _Reader:
             row.keys.append(uuid)
             self.keys.add(uuid)
 
+    def _open_row(
+        self, entry: dict[str, Any], uuid: str, when: datetime, group: _Group
+    ) -> DraftMessage:
+        """The response's message a block goes on: its last one while that has no tool call
+        yet (text goes on; the first call joins the text, as webchat stores it), else a new one
+        after it (or, for the response's first, under the line's parent)."""
+        last = group.rows[-1] if group.rows else None
+        if last is not None and last.tool_call is None:
+            self._add_key(last, uuid)
+            return last
+        parent = self._parent_key(entry) if last is None else last.keys[0]
+        row = self._new_row(entry, uuid, when, parent, role=Role.ASSISTANT)
+        group.rows.append(row)
+        return row
+
     def _assistant(self, entry: dict[str, Any], uuid: str, when: datetime) -> None:
         message: dict[str, Any] = entry["message"] if isinstance(entry.get("message"), dict) else {}
         group_id = str(message.get("id") or uuid)
@@ -253,15 +268,8 @@ class _Reader:
             if not isinstance(block, dict):
                 continue
             kind = block.get("type")
-            last = group.rows[-1] if group.rows else None
             if kind in ("text", "thinking"):
-                if last is not None and last.tool_call is None:
-                    row = last  # the same response's text goes on
-                    self._add_key(row, uuid)
-                else:
-                    parent = self._parent_key(entry) if last is None else last.keys[0]
-                    row = self._new_row(entry, uuid, when, parent, role=Role.ASSISTANT)
-                    group.rows.append(row)
+                row = self._open_row(entry, uuid, when, group)
                 if kind == "text":
                     text = str(block.get("text") or "")
                     row.content = f"{row.content}\n\n{text}" if row.content else text
@@ -274,13 +282,7 @@ class _Reader:
                     "name": block.get("name"),
                     "arguments": block.get("input") if isinstance(block.get("input"), dict) else {},
                 }
-                if last is not None and last.tool_call is None:
-                    row = last  # the first call goes on the response's text, as webchat does
-                    self._add_key(row, uuid)
-                else:
-                    parent = self._parent_key(entry) if last is None else last.keys[0]
-                    row = self._new_row(entry, uuid, when, parent, role=Role.ASSISTANT)
-                    group.rows.append(row)
+                row = self._open_row(entry, uuid, when, group)
                 row.tool_call, row.tool_name = call, call["name"]
                 if call["id"]:
                     self.tool_names[str(call["id"])] = str(call["name"])
