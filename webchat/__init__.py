@@ -46,19 +46,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     templating.init_app(app)
 
+    from . import api
     from .auth import bp as auth_bp
     from .conversations import bp as conversations_bp
+    from .porting import bp as porting_bp
+    from .search import bp as search_bp
+    from .settings import bp as settings_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(conversations_bp)
-    from .porting import bp as porting_bp
-    from .search import bp as search_bp
-
     app.register_blueprint(search_bp)
     app.register_blueprint(porting_bp)
-    from . import api
-    from .settings import bp as settings_bp
-
     api.init_app(app)
     app.register_blueprint(settings_bp)
     cli.init_app(app)

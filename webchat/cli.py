@@ -1,4 +1,5 @@
-"""Operator commands: ``flask users create``, and the groups later issues add to."""
+"""Operator commands: ``flask users``, and the registration of the features' groups
+(``flask trash``, ``flask import``, ``flask tokens``, ``flask seed``)."""
 
 from __future__ import annotations
 
