@@ -113,12 +113,12 @@ _APPEND_TEXT = (  # run as executemany, which takes no "expanding" IN parameter
         updated_at=bindparam("now"),
     )
 )
-_TOUCH_ACTIVE = (
+_TOUCH_RUNS = (  # the heartbeat of those of the runs still active
     update(_runs)
     .where(_runs.c.id.in_(bindparam("run_ids", expanding=True)), _runs.c.status.in_(Status.ACTIVE))
     .values(heartbeat_at=bindparam("now"))
-    .returning(_runs.c.id, _runs.c.cancel_requested)
 )
+_TOUCH_ACTIVE = _TOUCH_RUNS.returning(_runs.c.id, _runs.c.cancel_requested)
 _LENGTHS = select(_messages.c.id, func.length(_messages.c.content)).where(
     _messages.c.id.in_(bindparam("message_ids", expanding=True)),
     _messages.c.status == Status.STREAMING,
@@ -251,13 +251,6 @@ def _write_appends(batch: list[_Pending]) -> None:
         payloads[key] = (str(message_id), end - len(text), text) if fits and end else None
     if payloads:
         notifier().publish_many(payloads)
-
-
-_TOUCH_RUNS = (
-    update(_runs)
-    .where(_runs.c.id.in_(bindparam("run_ids", expanding=True)), _runs.c.status.in_(Status.ACTIVE))
-    .values(heartbeat_at=bindparam("now"))
-)
 
 
 def touch(run_ids: list[uuid.UUID]) -> None:
