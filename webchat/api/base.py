@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Blueprint, request
@@ -44,9 +44,9 @@ _ERRORS = {
 _TELLING = ("string_pattern_mismatch", "value_error", "extra_forbidden", "missing")
 
 
-def _fields(problems: list[dict[str, Any]]) -> dict[str, str]:
-    """``{field: message}`` from pydantic's errors: the top-level field (query parameter or body
-    property) at fault, with the most telling message about it."""
+def field_errors(problems: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """``{field: message}`` from pydantic's errors (``ValidationError.errors()``): the top-level
+    field (query parameter or body property) at fault, with the most telling message about it."""
     problems = sorted(problems, key=lambda p: p.get("type") not in _TELLING)
     fields: dict[str, str] = {}
     for problem in problems:
@@ -64,7 +64,7 @@ def _reject_invalid(
     if has_body and (not request.is_json or not isinstance(request.get_json(silent=True), dict)):
         fail(400, "The body must be a JSON object (Content-Type: application/json).")
     if error is not None:
-        fields = _fields(adapter.validation_errors(error))
+        fields = field_errors(adapter.validation_errors(error))
         fail(400, "Some input is invalid; see details.fields.", fields=fields)
 
 

@@ -21,7 +21,7 @@ from ..porting.views import BULK_EXPORTS, EXPORTS, download
 from ..search import BadCursor, Filters, search
 from ..search.query import MAX_LIMIT, MAX_OFFSET
 from .auth import current_api_user
-from .base import bp, documented, query_args, responses, spec
+from .base import bp, documented, field_errors, query_args, responses, spec
 from .errors import fail
 from .schemas import STORABLE, RoleName, optional
 from .views import _conversation
@@ -122,12 +122,12 @@ class ImportResult(BaseModel):
 
 
 def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
-    """``model`` from ``data``, or the API's 400 naming each field at fault."""
+    """``model`` from ``data``, or the API's 400 naming each field at fault (as spectree's
+    validation gives it, for the streamed downloads spectree does not run around)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        fields = {str(e["loc"][0]) if e["loc"] else "query": e["msg"] for e in exc.errors()}
-        fail(400, "Some input is invalid; see details.fields.", fields=fields)
+        fail(400, "Some input is invalid; see details.fields.", fields=field_errors(exc.errors()))
 
 
 @bp.get("/search")
