@@ -20,7 +20,8 @@ class InvalidInput(Exception):
 
 
 def init_app(app: Flask) -> None:
-    """Render HTTP errors of the pages as a small HTML page (the API installs its own JSON)."""
+    """Render HTTP errors of the pages as a small HTML page; under ``/api/`` (an unknown API
+    route too, which no blueprint handler sees) as the API's JSON error body."""
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

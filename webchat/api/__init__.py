@@ -6,6 +6,7 @@
 - :mod:`.errors`: the JSON error body; ``fail(status, message, fields=...)``
 - :mod:`.schemas`: request and response models (pydantic)
 - :mod:`.views`: the routes; :mod:`.stream`: the JSON flavour of a reply's stream
+- :mod:`.porting`: the routes of search, export and import
 - :mod:`.tokens`: API tokens and ``flask tokens``
 """
 
