@@ -6,12 +6,12 @@ from __future__ import annotations
 import uuid
 
 from flask import render_template
-from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Message, Run
+from ..models import Run
 from ..rendering import render_plain
 from ..streaming.sse import StoredMessage
+from ..streaming.store import run_messages
 
 
 class HtmlStreamFormat:
@@ -20,7 +20,7 @@ class HtmlStreamFormat:
     """
 
     def snapshot(self, run_id: uuid.UUID) -> str:
-        messages = _run_messages(run_id)
+        messages = run_messages(run_id)
         return render_template("conversations/_live_body.html", messages=messages)
 
     def delta(self, message: StoredMessage, text: str) -> str:
@@ -37,12 +37,4 @@ class HtmlStreamFormat:
 
     def done(self, run_id: uuid.UUID) -> str:
         run = db.session.get(Run, run_id)
-        return render_template("conversations/_reply.html", run=run, messages=_run_messages(run_id))
-
-
-def _run_messages(run_id: uuid.UUID) -> list[Message]:
-    return list(
-        db.session.scalars(
-            select(Message).where(Message.run_id == run_id).order_by(Message.created_at, Message.id)
-        )
-    )
+        return render_template("conversations/_reply.html", run=run, messages=run_messages(run_id))

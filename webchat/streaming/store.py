@@ -14,7 +14,6 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -325,11 +324,7 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
         db.session.rollback()
         return
     now = utcnow()
-    messages = list(
-        db.session.scalars(
-            select(Message).where(Message.run_id == run_id).order_by(Message.created_at, Message.id)
-        )
-    )
+    messages = run_messages(run_id)
     if status != Status.COMPLETE and messages and messages[-1].status not in Status.ACTIVE:
         # Stopped between two steps (after a tool call or a tool result): end the reply with an
         # assistant message that carries how it ended, as the page and the API show it there.
@@ -438,8 +433,10 @@ class DeltaBuffer:
         return text
 
 
-def run_messages(run_id: uuid.UUID) -> Iterable[Message]:
-    """The messages of a run in order."""
-    return db.session.scalars(
-        select(Message).where(Message.run_id == run_id).order_by(Message.created_at, Message.id)
-    ).all()
+def run_messages(run_id: uuid.UUID) -> list[Message]:
+    """The messages of a run, ordered by ``(created_at, id)``."""
+    return list(
+        db.session.scalars(
+            select(Message).where(Message.run_id == run_id).order_by(Message.created_at, Message.id)
+        )
+    )
