@@ -320,7 +320,7 @@ def archived():
     return render_template(
         "conversations/archived.html",
         archived=services.archived(current_user),
-        conversations=services.sidebar(current_user),
+        **_sidebar(),
         conversation=None,
     )
 
@@ -334,7 +334,7 @@ def trash_index():
         trashed=services.in_trash(current_user),
         expires_at=services.trash_expires_at,
         retention_days=current_app.config["TRASH_RETENTION_DAYS"],
-        conversations=services.sidebar(current_user),
+        **_sidebar(),
         conversation=None,
     )
 
