@@ -1,4 +1,5 @@
-"""What the conversation pages (and the API) do: find a user's rows, create, send, page.
+"""What the conversation pages (and the API) do: find a user's rows, create, send, organise
+(rename, pin, archive, Trash), set the model and system prompt. Paging is in :mod:`.paging`.
 
 Every function that reads a user's data filters by the user here, in :func:`owned_conversation`
 and :func:`owned_message`; another user's row is "not found". Functions flush; the caller commits.
@@ -192,17 +193,6 @@ def title_from(content: str) -> str:
         return text
     cut = text[:TITLE_CHARS].rsplit(" ", 1)[0] or text[:TITLE_CHARS]
     return cut + "…"
-
-
-def page_of_messages(
-    conversation: Conversation,
-    *,
-    before: tuple[datetime, uuid.UUID] | None = None,
-    limit: int = 50,
-) -> tuple[list[Message], bool]:
-    """Up to ``limit`` messages older than ``before`` (keyset on ``(created_at, id)``), oldest
-    first, and whether older ones remain. ``before=None`` gives the newest page."""
-    return paging.older(conversation, before, limit)
 
 
 def sidebar(user: User, limit: int = 50) -> list[Conversation]:
