@@ -202,9 +202,6 @@ def _decode(data: Any) -> tuple[str | None, Any]:
         return None, None
 
 
-Notifier = LocalNotifier
-
-
 def init_app(app: Flask) -> None:
     """Choose the notifier: Redis when ``REDIS_URL`` is set, otherwise in-process."""
     url = app.config.get("REDIS_URL")
