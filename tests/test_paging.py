@@ -317,3 +317,17 @@ def test_sidebar_pages_through_every_conversation(make_app):
         client.get("/", query_string={"cursor": "junk"}, headers={"HX-Request": "true"}).status_code
         == 400
     )
+
+
+def test_every_page_with_a_sidebar_links_to_more_conversations(make_app):
+    """Search, import/export, settings, Archived and Trash show the same paged sidebar."""
+    app = make_app(SIDEBAR_PAGE_SIZE=3)
+    client = app.test_client()
+    sign_up(client)
+    for n in range(4):
+        assert post(client, "/c", {"content": f"conversation {n}"}).status_code == 303
+    wait_for_runs(app)
+    for path in ("/", "/search?q=conversation", "/import", "/settings/", "/archived", "/trash"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "More conversations" in page.get_data(as_text=True), path

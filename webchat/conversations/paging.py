@@ -259,3 +259,16 @@ def conversations_page(
     if len(rows) > limit:
         return rows[:limit], ConversationCursor.of(rows[limit - 1])
     return rows, None
+
+
+def sidebar(user: User, cursor: str | None = None) -> dict:
+    """Template context of the sidebar on any page: ``{"conversations", "sidebar_more"}``, one
+    page of ``SIDEBAR_PAGE_SIZE`` conversations from ``cursor`` (the newest when None) and the
+    cursor of the next page (or None). Raises :class:`InvalidInput` for a malformed cursor."""
+    from flask import current_app
+
+    start = ConversationCursor.parse(cursor) if cursor else None
+    conversations, more = conversations_page(
+        user, limit=current_app.config["SIDEBAR_PAGE_SIZE"], cursor=start
+    )
+    return {"conversations": conversations, "sidebar_more": more}

@@ -20,7 +20,6 @@ from ..models import Conversation, Message, Role, Run, Status, User, new_id, utc
 from ..providers import available_models
 from ..streaming import runs
 from ..streaming.store import next_timestamp
-from . import paging
 
 TITLE_CHARS = 60
 
@@ -193,12 +192,6 @@ def title_from(content: str) -> str:
         return text
     cut = text[:TITLE_CHARS].rsplit(" ", 1)[0] or text[:TITLE_CHARS]
     return cut + "…"
-
-
-def sidebar(user: User, limit: int = 50) -> list[Conversation]:
-    """The user's conversations for the sidebar: pinned first, then newest activity first
-    (the first page of :func:`webchat.conversations.paging.conversations_page`)."""
-    return paging.conversations_page(user, limit=limit)[0]
 
 
 # --- Organising: rename, pin, archive, Trash -------------------------------------------------

@@ -59,13 +59,9 @@ def _composer_error(exc: InvalidInput, content: str | None, conversation=None):
 def _sidebar(cursor: str | None = None) -> dict:
     """Template context of the sidebar: a page of conversations and the cursor of the next."""
     try:
-        start = paging.ConversationCursor.parse(cursor) if cursor else None
+        return paging.sidebar(current_user, cursor)
     except InvalidInput:
         abort(400, "This list of conversations has changed; reload the page.")
-    conversations, more = paging.conversations_page(
-        current_user, limit=current_app.config["SIDEBAR_PAGE_SIZE"], cursor=start
-    )
-    return {"conversations": conversations, "sidebar_more": more}
 
 
 @bp.get("/")

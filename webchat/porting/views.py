@@ -12,6 +12,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from ..conversations import paging
 from ..conversations import services as conversations
 from ..conversations.services import NotFound
 from ..errors import InvalidInput
@@ -103,7 +104,7 @@ def upload():
         reports=reports,
         error=error,
         formats=FORMATS,
-        conversations=conversations.sidebar(current_user),
+        **paging.sidebar(current_user),
         conversation=None,
     )
     return page, status

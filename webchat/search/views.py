@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from htmx_flask import request  # flask's request, typed with .htmx
 
 from .. import htmx
-from ..conversations import services as conversations
+from ..conversations import paging
 from ..errors import InvalidInput
 from .query import BadCursor, Filters, Results, parse_filters, search, user_models
 
@@ -39,7 +39,7 @@ def index():
         return htmx.vary(fragment)
     page = render_template(
         "search/index.html",
-        conversations=conversations.sidebar(current_user),
+        **paging.sidebar(current_user),
         conversation=None,
         models=user_models(current_user),
         **context,

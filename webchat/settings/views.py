@@ -6,7 +6,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
-    current_app,
     make_response,
     redirect,
     render_template,
@@ -50,12 +49,7 @@ def _page(
     if request.htmx:
         html = render_template("settings/_tokens.html", **context)
     else:
-        conversations, more = paging.conversations_page(
-            current_user, limit=current_app.config["SIDEBAR_PAGE_SIZE"]
-        )
-        html = render_template(
-            "settings/index.html", conversations=conversations, sidebar_more=more, **context
-        )
+        html = render_template("settings/index.html", **paging.sidebar(current_user), **context)
     return htmx.vary(make_response(html, status))
 
 
