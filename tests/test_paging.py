@@ -8,6 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from webchat import tree
 from webchat.auth import services as accounts
 from webchat.extensions import db
 from webchat.models import Conversation, Message, Role, Run, Status, new_id, utcnow
@@ -67,6 +68,7 @@ def append(app, conversation_id: str, count: int, run: bool = False) -> list[str
             )
             db.session.flush()  # the run before its messages (the two refer to each other)
         added = []
+        parent_row = db.session.get(Message, parent) if parent else None
         for i in range(count):
             at = next_timestamp(at)
             role = Role.ASSISTANT if run or i % 2 else Role.USER
@@ -83,8 +85,11 @@ def append(app, conversation_id: str, count: int, run: bool = False) -> list[str
                 created_at=at,
                 updated_at=at,
             )
+            tree.attach(message, parent_row)
             db.session.add(message)
-            parent = message.id
+            db.session.flush()
+            tree.advance(cid, parent, message.id)
+            parent, parent_row = message.id, message
             added.append(str(message.id))
         db.session.commit()
         return added

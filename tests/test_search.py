@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, select, text, update
 
+from webchat import tree
 from webchat.extensions import db
-from webchat.models import Conversation, Message, Status, User
+from webchat.models import Conversation, Message, Status, User, new_id
 from webchat.search import Filters, parse_filters, search
 from webchat.search.query import BadCursor, highlight, index_size, parse_query
 
@@ -42,8 +43,11 @@ def add_conversation(user: User, title: str, messages: list[dict], **fields) -> 
             updated_at=start + timedelta(minutes=i),
             **spec,
         )
+        message.id = new_id()
+        tree.attach(message, parent)
         db.session.add(message)
         db.session.flush()
+        tree.set_active(conversation, message.id)
         parent = message
     return conversation
 

@@ -19,8 +19,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from webchat import tree
 from webchat.extensions import db
-from webchat.models import Conversation, Message, Role, Run, Status, User, utcnow
+from webchat.models import Conversation, Message, Role, Run, Status, User, new_id, utcnow
 from webchat.providers import register
 from webchat.providers.base import Finish, ProviderError, TextDelta
 from webchat.providers.demo import DemoProvider
@@ -104,8 +105,14 @@ def manual_run(app, first_text: str = "") -> tuple[uuid.UUID, uuid.UUID]:
         db.session.add(conversation)
         db.session.flush()
         question = Message(
-            conversation_id=conversation.id, role=Role.USER, content="hi", status=Status.COMPLETE
+            id=new_id(),
+            conversation_id=conversation.id,
+            role=Role.USER,
+            content="hi",
+            status=Status.COMPLETE,
+            created_at=utcnow(),
         )
+        tree.attach(question, None)
         db.session.add(question)
         db.session.flush()
         run = store.create_reply(conversation, question, "demo/echo")

@@ -1,4 +1,5 @@
-"""Database models: users, conversations, messages (one row each), runs and API tokens.
+"""Database models: users, conversations, messages (one row each), segments of the message tree,
+runs and API tokens.
 
 SQLAlchemy 2.x typed mappings. Every timestamp is stored as naive UTC and read back as an aware UTC
 ``datetime`` (:class:`UTCDateTime`), so SQLite and PostgreSQL behave the same. Primary keys of
@@ -141,8 +142,51 @@ class Conversation(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Kept by database triggers on messages (migration 0003); never written by the app.
     message_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The leaf of the path the person reads and continues (webchat.conversations.tree).
+    active_message_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey(
+            "messages.id",
+            ondelete="SET NULL",
+            use_alter=True,
+            name="fk_conversations_active_message_id_messages",
+        ),
+        default=None,
+    )
 
     user: Mapped[User] = relationship()
+
+
+class Segment(Model):
+    """A chain of messages in the tree of a conversation, each the first child of the one before.
+
+    A message's first child continues its parent's segment; any later child (an edit, a
+    regenerated reply) starts a segment of its own, hanging under ``parent_message_id``. Segments
+    never split, so a path from a root to a leaf is a few index ranges ``(segment_id, depth)``,
+    one per segment it crosses, whatever its length (see :mod:`webchat.conversations.tree`).
+
+    ``start_depth``..``end_depth`` are the depths of its messages (a root message has depth 0);
+    ``tail_id`` is its last message, created at ``last_at``. ``newest_leaf_id`` / ``newest_at``
+    are the newest leaf of the segment and of every segment below it (its subtree).
+    """
+
+    __tablename__ = "segments"
+    __table_args__ = (Index("ix_segments_parent_newest", "parent_segment_id", "newest_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    parent_segment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), default=None
+    )
+    # The message it hangs under (no foreign key: messages refer to segments).
+    parent_message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None, index=True)
+    start_depth: Mapped[int] = mapped_column(Integer)
+    end_depth: Mapped[int] = mapped_column(Integer)
+    tail_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    newest_leaf_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    newest_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Message(Model):
@@ -151,11 +195,14 @@ class Message(Model):
     ``content`` grows by appended deltas while ``status`` is ``streaming``; only
     :mod:`webchat.streaming.store` writes an assistant reply's content and status.
     ``content_html`` is the sanitized rendering, stored once the message is final.
+    Messages form a tree by ``parent_id``; ``segment_id`` and ``depth`` (0 for a root) place a
+    message in it for reading paths by index range (:class:`Segment`).
     """
 
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_conversation_created", "conversation_id", "created_at", "id"),
+        Index("ix_messages_segment_depth", "segment_id", "depth", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -179,6 +226,12 @@ class Message(Model):
     status: Mapped[str] = mapped_column(String(16), default=Status.COMPLETE)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     meta: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
+    segment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), default=None
+    )
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    feedback_rating: Mapped[str | None] = mapped_column(String(8), default=None)  # up | down
+    feedback_comment: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -13,6 +13,7 @@ statements for 100,000 messages, and on PostgreSQL one firing of the statement t
 
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 import time
@@ -25,6 +26,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import insert, update
 
+from . import tree
 from .auth import services as accounts
 from .extensions import db
 from .models import Conversation, Message, Role, Run, Status, User, new_id, utcnow
@@ -113,40 +115,79 @@ class _Texts:
         return self._html[text]
 
 
-def _message_rows(
-    texts: _Texts, conversation_id: uuid.UUID, count: int, end: datetime
-) -> Iterator[dict]:
+def _row(
+    texts: _Texts,
+    conversation_id: uuid.UUID,
+    mid: uuid.UUID,
+    parent: uuid.UUID | None,
+    role: str,
+    content: str,
+    at: datetime,
+) -> dict:
+    return {
+        "id": mid,
+        "conversation_id": conversation_id,
+        "parent_id": parent,
+        "run_id": None,
+        "role": role,
+        "content": content,
+        "content_html": texts.html(content) if role == Role.ASSISTANT else None,
+        "tool_name": None,
+        "tool_call": None,
+        "tool_result": None,
+        "status": Status.COMPLETE,
+        "error": None,
+        "metadata": {"seeded": True},
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
+class _MessageRows:
     """The rows of ``count`` messages ending at ``end``, one second apart, each the parent of the
-    next; an assistant message's row carries the ``run`` that wrote it (see :func:`_run_row`)."""
-    parent: uuid.UUID | None = None
-    start = end - timedelta(seconds=count)
-    for i in range(count):
-        role = Role.USER if i % 2 == 0 else Role.ASSISTANT
-        pool = texts.user if role == Role.USER else texts.assistant
-        content = pool[texts.rng.randrange(POOL)]
-        at = start + timedelta(seconds=i + 1)
-        mid = new_id()
-        row = {
-            "id": mid,
-            "conversation_id": conversation_id,
-            "parent_id": parent,
-            "run_id": None,
-            "role": role,
-            "content": content,
-            "content_html": texts.html(content) if role == Role.ASSISTANT else None,
-            "tool_name": None,
-            "tool_call": None,
-            "tool_result": None,
-            "status": Status.COMPLETE,
-            "error": None,
-            "metadata": {"seeded": True},
-            "created_at": at,
-            "updated_at": at,
-        }
-        if role == Role.ASSISTANT:
-            row["run"] = _run_row(conversation_id, mid, parent, texts.model, at)
-        yield row
-        parent = mid
+    next; an assistant message's row carries the ``run`` that wrote it (see :func:`_run_row`).
+    Once iterated, ``tail`` is the last message's id and ``branch_points`` the ``(id,
+    created_at)`` of the messages at ``branch_depths``."""
+
+    def __init__(
+        self,
+        texts: _Texts,
+        conversation_id: uuid.UUID,
+        count: int,
+        end: datetime,
+        branch_depths: set[int],
+    ) -> None:
+        self.texts, self.conversation_id, self.count, self.end = texts, conversation_id, count, end
+        self.branch_depths = branch_depths
+        self.tail: uuid.UUID | None = None
+        self.branch_points: list[tuple[uuid.UUID, datetime]] = []
+
+    def __iter__(self) -> Iterator[dict]:
+        texts = self.texts
+        start = self.end - timedelta(seconds=self.count)
+        for i in range(self.count):
+            role = Role.USER if i % 2 == 0 else Role.ASSISTANT
+            pool = texts.user if role == Role.USER else texts.assistant
+            at = start + timedelta(seconds=i + 1)
+            mid = new_id()
+            row = _row(
+                texts,
+                self.conversation_id,
+                mid,
+                self.tail,
+                role,
+                pool[texts.rng.randrange(POOL)],
+                at,
+            )
+            if role == Role.ASSISTANT:
+                row["run"] = _run_row(self.conversation_id, mid, self.tail, texts.model, at)
+            if i in self.branch_depths:
+                self.branch_points.append((mid, at))
+            yield row
+            self.tail = mid
+
+
+_message_rows = _MessageRows
 
 
 def _run_row(
@@ -188,10 +229,15 @@ def seed(
     conversations: int = 1,
     random_seed: int | None = None,
     on_commit=None,
+    branches: int = 0,
 ) -> list[uuid.UUID]:
     """Create ``conversations`` conversations of ``user`` with ``messages`` complete messages
     each; returns their ids, newest activity last. Commits every ~20,000 messages (calling
-    ``on_commit(ids)`` with the ids committed so far)."""
+    ``on_commit(ids)`` with the ids committed so far).
+
+    ``branches`` spreads that many branch points over each conversation: an assistant message
+    whose next prompt has an edited version (a sibling) with a reply of its own, two messages
+    more per branch point. The active path is the long line."""
     model = current_app.config["DEFAULT_MODEL"]
     texts = _Texts(random.Random(random_seed), model)
     now = utcnow()
@@ -206,8 +252,15 @@ def seed(
         # messages' run_id in one UPDATE … FROM.
         run_rows = [row.pop("run") for row in message_rows if "run" in row]
         run_ids = [row["id"] for row in run_rows]
+        by_conversation: dict[uuid.UUID, list[dict]] = {}
+        for row in message_rows:
+            by_conversation.setdefault(row["conversation_id"], []).append(row)
+        if conversation_rows:
+            db.session.execute(_batched_insert(Conversation.__table__), conversation_rows)
+            conversation_rows.clear()
+        for cid, rows in by_conversation.items():
+            tree.place_rows(cid, rows)
         for table, rows in (
-            (Conversation.__table__, conversation_rows),
             (Message.__table__, message_rows),
             (Run.__table__, run_rows),
         ):
@@ -248,15 +301,47 @@ def seed(
             }
         )
         ids.append(cid)
-        for row in _message_rows(texts, cid, messages, end):
+        main = _message_rows(texts, cid, messages, end, _branch_depths(messages, branches))
+        for row in itertools.chain(main, _branch_rows(texts, cid, main)):
             message_rows.append(row)
             pending += 1
             if len(message_rows) >= BATCH * 5:
                 flush(commit=pending >= COMMIT_EVERY)
+        flush(commit=False)
+        tree.set_active(cid, main.tail)
         if len(conversation_rows) >= BATCH:
             flush(commit=False)
     flush(commit=True)
     return ids
+
+
+def _branch_depths(count: int, branches: int) -> set[int]:
+    """Depths of ``branches`` assistant messages spread evenly over a chain of ``count``, each
+    to get an edited next prompt (a branch point)."""
+    if count < 2 or branches <= 0:
+        return set()
+    odd = list(range(1, count - 1, 2))  # assistant messages with a prompt after them
+    step = max(1, len(odd) / branches)
+    return {odd[int(k * step)] for k in range(min(branches, len(odd)))}
+
+
+def _branch_rows(texts: _Texts, conversation_id: uuid.UUID, main: _MessageRows) -> Iterator[dict]:
+    """For each branch point of ``main`` (read after it is consumed): an edited prompt (a
+    sibling of the prompt that follows it, half a second older) and a reply to it."""
+    for parent_id, at in main.branch_points:
+        edited = new_id()
+        reply = new_id()
+        content = texts.user[texts.rng.randrange(POOL)]
+        answer = texts.assistant[texts.rng.randrange(POOL)]
+        for mid, pid, role, text, when in (
+            (edited, parent_id, Role.USER, content, at + timedelta(milliseconds=500)),
+            (reply, edited, Role.ASSISTANT, answer, at + timedelta(milliseconds=750)),
+        ):
+            row = _row(texts, conversation_id, mid, pid, role, text, when)
+            row["metadata"] = {"seeded": True, "branch": True}
+            if role == Role.ASSISTANT:
+                row["run"] = _run_row(conversation_id, mid, pid, texts.model, when)
+            yield row
 
 
 @click.command("seed")
@@ -279,7 +364,16 @@ def seed(
     help="How many conversations.",
 )
 @click.option("--random-seed", type=int, default=None, help="The same text for the same seed.")
-def seed_command(email: str, messages: int, conversations: int, random_seed: int | None) -> None:
+@click.option(
+    "--branches",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Branch points spread over each conversation (an edited prompt and its reply each).",
+)
+def seed_command(
+    email: str, messages: int, conversations: int, random_seed: int | None, branches: int
+) -> None:
     """Fill an account with conversations of complete messages; prints their ids."""
     user = accounts.find_user(email)
     if user is None:
@@ -299,6 +393,7 @@ def seed_command(email: str, messages: int, conversations: int, random_seed: int
         conversations=conversations,
         random_seed=random_seed,
         on_commit=echo_new,
+        branches=branches,
     )
     took = time.perf_counter() - started
     click.echo(

@@ -11,6 +11,7 @@ import uuid
 
 from flask import current_app, url_for
 
+from .. import tree
 from ..conversations import paging, services
 from ..conversations.services import NotFound
 from ..extensions import db
@@ -95,7 +96,9 @@ def list_conversations():
 def get_conversation(conversation_id: uuid.UUID):
     """A conversation with its newest page of messages (oldest first)."""
     conversation = _conversation(conversation_id)
-    messages, more = paging.older(conversation, None, current_app.config["PAGE_SIZE"])
+    messages, more = paging.older(
+        tree.active_path(conversation), None, current_app.config["PAGE_SIZE"]
+    )
     return ConversationDetail(
         **ConversationOut.fields_of(conversation),
         messages=[MessageOut.of(m) for m in messages],
@@ -148,18 +151,19 @@ def list_messages(conversation_id: uuid.UUID):
     query: MessageQuery = query_args()
     before = after = None
     if query.before is not None:
-        before = paging.key_of(paging.find_message(conversation, query.before, "before"))
+        before = paging.find_message(conversation, query.before, "before")
     if query.after is not None:
-        after = paging.key_of(paging.find_message(conversation, query.after, "after"))
+        after = paging.find_message(conversation, query.after, "after")
+    path = tree.active_path(conversation)
     backwards = before is not None and after is None
     if backwards:
-        items, more = paging.older(conversation, before, query.limit, query.offset)
+        items, more = paging.older(path, before, query.limit, query.offset)
     else:
-        items, more = paging.newer(conversation, after, query.limit, query.offset, before)
+        items, more = paging.newer(path, after, query.limit, query.offset, before)
     edge = (items[0] if backwards else items[-1]) if items and more else None
     return MessagePage(
         items=[MessageOut.of(m) for m in items],
-        total=conversation.message_count,
+        total=path.length if path is not None else 0,
         limit=query.limit,
         offset=query.offset,
         has_more=more,

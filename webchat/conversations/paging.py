@@ -1,9 +1,10 @@
-"""Pages of history: a conversation's messages and a user's conversations, by keyset cursors.
+"""Pages of history: a path of a conversation's messages and a user's conversations.
 
-Messages are ordered by ``(created_at, id)`` (index ``ix_messages_conversation_created``). A
-message cursor is a message id: the page before or after it costs one primary-key lookup and an
-index range scan of ``limit`` rows, whatever the conversation's length. An offset (the API's
-``?offset=``) walks the same index and costs O(offset) index entries.
+Messages are read along one path of the conversation's tree (:mod:`.tree`), by depth: a message
+cursor is a message id, and the page before or after it is a depth range of the path, read by
+index ranges ``(segment_id, depth)`` — one primary-key lookup, the path's spans (one row per
+branch point it crosses) and ``limit`` rows, whatever the conversation's length. An offset (the
+API's ``?offset=``) is a depth too, and costs nothing more.
 
 Conversations are listed pinned first, then by ``(updated_at, id)`` newest first. Their cursor
 (:class:`ConversationCursor`) encodes that position, not an id, because ``updated_at`` moves
@@ -19,8 +20,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, exists, select, tuple_
+from sqlalchemy import Select, select, tuple_
 
+from .. import tree
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import Conversation, Message, User
@@ -31,7 +33,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def key_of(message: Message) -> Key:
-    """The position of ``message`` in its conversation: ``(created_at, id)``."""
+    """The position of ``message`` in its conversation's time order: ``(created_at, id)``."""
     return (message.created_at, message.id)
 
 
@@ -56,94 +58,84 @@ def find_message(conversation: Conversation, message_id: str | uuid.UUID, field:
 
 
 def older(
-    conversation: Conversation, before: Key | None, limit: int, offset: int = 0
+    path: tree.Path | None, before: Message | None, limit: int, offset: int = 0
 ) -> tuple[list[Message], bool]:
-    """Up to ``limit`` messages before ``before`` (the newest ones when None), skipping the
-    ``offset`` newest of them; oldest first, and whether older ones remain."""
-    query = _messages(conversation)
-    if before is not None:
-        query = query.where(tuple_(Message.created_at, Message.id) < before)
-    rows = db.session.scalars(
-        query.order_by(Message.created_at.desc(), Message.id.desc()).offset(offset).limit(limit + 1)
-    ).all()
-    return list(reversed(rows[:limit])), len(rows) > limit
+    """Up to ``limit`` messages of ``path`` before ``before`` (from its leaf when None),
+    skipping the ``offset`` newest of them; oldest first, and whether older ones remain.
+    Costs the messages read, whatever the path's length."""
+    if path is None:
+        return [], False
+    end = (before.depth - 1 if before is not None else path.leaf.depth) - offset
+    start = max(0, end - limit + 1)
+    return (path.messages(start, end) if end >= 0 else []), start > 0
 
 
 def newer(
-    conversation: Conversation,
-    after: Key | None,
+    path: tree.Path | None,
+    after: Message | None,
     limit: int,
     offset: int = 0,
-    before: Key | None = None,
+    before: Message | None = None,
 ) -> tuple[list[Message], bool]:
-    """Up to ``limit`` messages after ``after`` (from the first when None) and before ``before``
-    (to the last when None), skipping the ``offset`` oldest of them; oldest first, and whether
-    more remain after them (before ``before``)."""
-    position = tuple_(Message.created_at, Message.id)
-    query = _messages(conversation)
-    if after is not None:
-        query = query.where(position > after)
-    if before is not None:
-        query = query.where(position < before)
-    rows = db.session.scalars(
-        query.order_by(Message.created_at, Message.id).offset(offset).limit(limit + 1)
-    ).all()
-    return list(rows[:limit]), len(rows) > limit
+    """Up to ``limit`` messages of ``path`` after ``after`` (from its root when None) and before
+    ``before`` (to its leaf when None), skipping the ``offset`` oldest of them; oldest first,
+    and whether more remain after them (before ``before``)."""
+    if path is None:
+        return [], False
+    last = before.depth - 1 if before is not None else path.leaf.depth
+    start = (after.depth + 1 if after is not None else 0) + offset
+    stop = min(last, start + limit - 1)
+    return (path.messages(start, stop) if start <= stop else []), stop < last
 
 
-def _exists_beyond(conversation: Conversation, key: Key, older_side: bool) -> bool:
-    position = tuple_(Message.created_at, Message.id)
-    condition = position < key if older_side else position > key
-    return bool(
-        db.session.scalar(
-            select(exists().where(Message.conversation_id == conversation.id, condition))
-        )
-    )
-
-
-def _rest_of_run(conversation: Conversation, edge: Message, older_side: bool) -> list[Message]:
-    """The messages of ``edge``'s run beyond ``edge`` (before it, or after it), in order."""
-    position = tuple_(Message.created_at, Message.id)
-    query = _messages(conversation).where(Message.run_id == edge.run_id)
-    query = query.where(position < key_of(edge) if older_side else position > key_of(edge))
-    return list(db.session.scalars(query.order_by(Message.created_at, Message.id)))
+def _rest_of_run(edge: Message, older_side: bool) -> list[Message]:
+    """The messages of ``edge``'s run beyond ``edge`` (before it, or after it), in order. A
+    run's messages are one chain (edits and regenerations start new runs), so they are the
+    run's messages above or below ``edge``'s depth."""
+    query = select(Message).where(Message.run_id == edge.run_id)
+    query = query.where(Message.depth < edge.depth if older_side else Message.depth > edge.depth)
+    return list(db.session.scalars(query.order_by(Message.depth)))
 
 
 @dataclass
 class Window:
-    """Messages shown together on the conversation page, oldest first.
+    """Messages shown together on the conversation page, oldest first, from ``path``.
 
     ``older`` is the first message when older ones remain (the cursor of ``?before=``), ``newer``
-    the last when newer ones remain (``?after=``); each is None at that end of the conversation.
+    the last when newer ones remain (``?after=``); each is None at that end of the path.
     """
 
     messages: list[Message]
     older: Message | None = None
     newer: Message | None = None
+    path: tree.Path | None = None
+
+    @property
+    def leaf(self) -> Message | None:
+        """The leaf of the path shown: a message sent from this page is its child."""
+        return self.path.leaf if self.path is not None else None
 
 
 def _window(
-    conversation: Conversation, messages: list[Message], has_older: bool, has_newer: bool
+    path: tree.Path | None, messages: list[Message], has_older: bool, has_newer: bool
 ) -> Window:
     """A window whose ends are widened to whole runs, so a reply is never cut in two bubbles.
-
-    A run's messages are consecutive (one reply streams at a time), and a run has few of them,
-    so the widening is bounded.
-    """
+    A run has few messages, so the widening is bounded."""
     if messages and has_older and messages[0].run_id is not None:
-        head = _rest_of_run(conversation, messages[0], older_side=True)
+        head = _rest_of_run(messages[0], older_side=True)
         if head:
             messages = head + messages
-            has_older = _exists_beyond(conversation, key_of(messages[0]), older_side=True)
-    if messages and has_newer and messages[-1].run_id is not None:
-        tail = _rest_of_run(conversation, messages[-1], older_side=False)
+            has_older = messages[0].depth > 0
+    if path is not None and messages and has_newer and messages[-1].run_id is not None:
+        tail = [m for m in _rest_of_run(messages[-1], older_side=False) if path.holds(m)]
         if tail:
             messages = messages + tail
-            has_newer = _exists_beyond(conversation, key_of(messages[-1]), older_side=False)
+            has_newer = messages[-1].depth < path.leaf.depth
     return Window(
         messages,
         older=messages[0] if messages and has_older else None,
         newer=messages[-1] if messages and has_newer else None,
+        path=path,
     )
 
 
@@ -156,34 +148,41 @@ def window(
     around: str | None = None,
     fragment: bool = False,
 ) -> Window:
-    """The page's messages: about ``limit`` before the message ``before``, after ``after``,
-    centred on ``around``, or else the newest. Ends are widened to whole runs.
+    """The page's messages along one path of the tree: about ``limit`` before the message
+    ``before``, after ``after``, centred on ``around``, or else the newest of the active path.
+    Ends are widened to whole runs.
 
-    A ``fragment`` window (loaded into a page that shows the messages on the cursor's side
-    already) has no link back to that side. Raises :class:`InvalidInput` for an id that is not
-    a message of the conversation.
+    A cursor or ``around`` message on the active path pages that path; one on another branch
+    pages the path through it down to the newest leaf under it (so a search hit on an old
+    branch opens that branch). A ``fragment`` window (loaded into a page that shows the messages
+    on the cursor's side already) has no link back to that side. Raises :class:`InvalidInput`
+    for an id that is not a message of the conversation.
     """
     if before:
-        start = key_of(find_message(conversation, before, "before"))
-        items, more = older(conversation, start, limit)
-        shown = _window(conversation, items, more, False)
+        cursor = find_message(conversation, before, "before")
+        path = tree.path_through(conversation, cursor)
+        items, more = older(path, cursor, limit)
+        shown = _window(path, items, more, False)
         if items and not fragment:
             shown.newer = shown.messages[-1]  # the cursor's message and those after it
         return shown
     if after:
-        start = key_of(find_message(conversation, after, "after"))
-        items, more = newer(conversation, start, limit)
-        shown = _window(conversation, items, False, more)
+        cursor = find_message(conversation, after, "after")
+        path = tree.path_through(conversation, cursor)
+        items, more = newer(path, cursor, limit)
+        shown = _window(path, items, False, more)
         if items and not fragment:
             shown.older = shown.messages[0]
         return shown
     if around:
         target = find_message(conversation, around, "around")
-        head, has_older = older(conversation, key_of(target), limit // 2)
-        tail, has_newer = newer(conversation, key_of(target), limit - limit // 2 - 1)
-        return _window(conversation, [*head, target, *tail], has_older, has_newer)
-    items, more = older(conversation, None, limit)
-    return _window(conversation, items, more, False)
+        path = tree.path_through(conversation, target)
+        head, has_older = older(path, target, limit // 2)
+        tail, has_newer = newer(path, target, limit - limit // 2 - 1)
+        return _window(path, [*head, target, *tail], has_older, has_newer)
+    active = tree.active_path(conversation)
+    items, more = older(active, None, limit)
+    return _window(active, items, more, False)
 
 
 @dataclass(frozen=True)

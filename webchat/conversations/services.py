@@ -12,12 +12,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, insert, select
 
+from .. import tree
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import Conversation, Message, Role, Run, Status, User, new_id, utcnow
 from ..providers import available_models
+from ..rendering import render_markdown
 from ..streaming import runs
 from ..streaming.store import next_timestamp
 
@@ -123,7 +125,7 @@ def validate_content(content: str | None) -> str:
 
 
 def last_message(conversation: Conversation) -> Message | None:
-    """The newest message of the conversation (one indexed row, whatever its length)."""
+    """The newest message of the conversation by time, on any branch (one indexed row)."""
     return db.session.scalars(
         select(Message)
         .where(Message.conversation_id == conversation.id)
@@ -133,56 +135,295 @@ def last_message(conversation: Conversation) -> Message | None:
 
 
 def has_active_reply(conversation: Conversation) -> bool:
-    """True while a reply of the conversation is pending or streaming.
+    """True while a reply of the conversation, on any branch, is pending or streaming.
 
-    Looks at the run of the newest message only (one index seek, whatever the conversation's
-    length): a reply being written is always the conversation's newest message, since nothing
-    is sent while one is active. Filtering the conversation's runs by status instead reads all
-    of them (50,000 in a conversation of 100,000 messages) on SQLite and on PostgreSQL.
+    Reads the conversation's active runs only, through ``ix_runs_conversation_status``
+    (migration 0004), whatever the number of its finished runs.
     """
-    newest_run = (
-        select(Message.run_id)
-        .where(Message.conversation_id == conversation.id)
-        .order_by(Message.created_at.desc(), Message.id.desc())
-        .limit(1)
-        .scalar_subquery()
+    return bool(
+        db.session.scalar(
+            select(
+                exists().where(
+                    Run.conversation_id == conversation.id, Run.status.in_(Status.ACTIVE)
+                )
+            )
+        )
     )
-    status = db.session.scalar(select(Run.status).where(Run.id == newest_run))
-    return status in Status.ACTIVE
 
 
-def send_message(
-    conversation: Conversation, content: str | None, model: str | None = None
-) -> tuple[Message, Run]:
-    """Store the user's message and a pending reply to it; returns both (flush only).
-
-    Commit, then :func:`webchat.streaming.runs.launch` the run. Raises :class:`InvalidInput`:
-    400/413 for the content or model, 409 while a reply of the conversation is still active.
-    The conversation's title is taken from its first message (first ~60 characters).
-    """
+def _refuse_while_streaming(conversation: Conversation) -> None:
     if has_active_reply(conversation):
-        raise InvalidInput("Wait for the reply to finish, or stop it, before sending.", status=409)
-    content = validate_content(content)
-    model = validate_model(model) or conversation.model
-    parent = last_message(conversation)
+        raise InvalidInput(
+            "A reply is still streaming in this conversation: wait for it, or stop it, first.",
+            status=409,
+        )
+
+
+def _message_of(conversation: Conversation, message_id: uuid.UUID | str, field: str) -> Message:
+    """The message ``message_id`` of ``conversation``. Raises :class:`InvalidInput`: 400 for a
+    malformed id or one of another conversation, 404 for an unknown one."""
+    try:
+        mid = message_id if isinstance(message_id, uuid.UUID) else uuid.UUID(str(message_id))
+    except ValueError:
+        raise InvalidInput(f"{field} must be a message id (a UUID).", field=field) from None
+    message = db.session.get(Message, mid)
+    if message is None:
+        raise InvalidInput(f"No message {mid}.", field=field, status=404)
+    if message.conversation_id != conversation.id:
+        raise InvalidInput(
+            f"{field} must be a message of this conversation.", field=field, status=400
+        )
+    return message
+
+
+def _new_message(
+    conversation: Conversation, parent: Message | None, role: str, content: str, **fields: Any
+) -> Message:
+    """A new finished message under ``parent`` (None: a root), placed in the tree and flushed;
+    it becomes the active leaf."""
     now = next_timestamp(parent.created_at if parent else None)
     message = Message(
         id=new_id(),
         conversation_id=conversation.id,
         parent_id=parent.id if parent else None,
-        role=Role.USER,
+        role=role,
         content=content,
         status=Status.COMPLETE,
         created_at=now,
         updated_at=now,
+        **fields,
     )
+    tree.attach(message, parent)
     db.session.add(message)
-    if parent is None and conversation.title == "New chat":
-        conversation.title = title_from(content)
     conversation.updated_at = now
     db.session.flush()
+    tree.set_active(conversation, message.id)
+    return message
+
+
+def send_message(
+    conversation: Conversation,
+    content: str | None,
+    model: str | None = None,
+    parent_id: uuid.UUID | str | None = None,
+) -> tuple[Message, Run]:
+    """Store the user's message and a pending reply to it; returns both (flush only).
+
+    The message is a child of ``parent_id`` (a message of this conversation), or else of the
+    active leaf; it and its reply become the active path. Commit, then
+    :func:`webchat.streaming.runs.launch` the run. Raises :class:`InvalidInput`: 400/413 for
+    the content, model or ``parent_id``, 404 for an unknown ``parent_id``, 409 while a reply of
+    the conversation is still active. The conversation's title is taken from its first message
+    (first ~60 characters).
+    """
+    _refuse_while_streaming(conversation)
+    content = validate_content(content)
+    model = validate_model(model) or conversation.model
+    if parent_id is not None:
+        parent: Message | None = _message_of(conversation, parent_id, "parent_id")
+    else:
+        parent = tree.active_leaf(conversation)
+    if parent is None and conversation.title == "New chat":
+        conversation.title = title_from(content)
+    message = _new_message(conversation, parent, Role.USER, content)
     run = runs.start(conversation, message, model)
     return message, run
+
+
+# --- The tree: edit, regenerate, switch, fork, feedback --------------------------------------
+
+
+def edit_message(message: Message, content: str | None) -> tuple[Message, Run | None]:
+    """A new version of ``message`` with ``content``: a sibling (``metadata.edited_from`` = the
+    original's id) that becomes the active path; the original is never changed.
+
+    A user message's new version gets a reply: returns it with the run to launch after the
+    commit. An assistant message's new version is stored as it is, with no run. Raises
+    :class:`InvalidInput`: 400 for a tool or system message, 400/413 for the content, 409 for a
+    user message while a reply of the conversation is active, or an assistant message still
+    being written. Flush only.
+    """
+    conversation = db.session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    if message.role not in (Role.USER, Role.ASSISTANT):
+        raise InvalidInput(f"A {message.role} message can't be edited.", field="content")
+    content = validate_content(content)
+    if message.is_active:
+        raise InvalidInput("This reply is still being written: stop it first.", status=409)
+    parent = db.session.get(Message, message.parent_id) if message.parent_id else None
+    meta = {"edited_from": str(message.id)}
+    if message.role == Role.USER:
+        _refuse_while_streaming(conversation)
+        edited = _new_message(conversation, parent, Role.USER, content, meta=meta)
+        return edited, runs.start(conversation, edited, conversation.model)
+    model = (message.meta or {}).get("model")
+    edited = _new_message(
+        conversation,
+        parent,
+        Role.ASSISTANT,
+        content,
+        meta={**meta, "model": model} if model else meta,
+        content_html=render_markdown(content),
+    )
+    return edited, None
+
+
+def answered_message(message: Message) -> Message | None:
+    """The user message an assistant or tool ``message`` answers: its run's, else the nearest
+    user message above it (a reply has few messages)."""
+    run = db.session.get(Run, message.run_id) if message.run_id else None
+    if run is not None and run.user_message_id is not None:
+        return db.session.get(Message, run.user_message_id)
+    current: Message | None = message
+    for _ in range(64):
+        if current is None or current.role == Role.USER:
+            return current
+        current = db.session.get(Message, current.parent_id) if current.parent_id else None
+    return None
+
+
+def regenerate(message: Message, model: str | None = None) -> Run:
+    """Another reply: to the user message ``message``, or to the one the assistant reply
+    ``message`` answers (a sibling of it). The new reply streams under ``model`` (default: the
+    replaced reply's model, else the conversation's) and becomes the active path.
+
+    Returns the run to launch after the commit. Raises :class:`InvalidInput`: 400 for a tool or
+    system message or an unknown model, 409 while a reply of the conversation is active. Flush
+    only.
+    """
+    conversation = db.session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    if message.role not in (Role.USER, Role.ASSISTANT):
+        raise InvalidInput(
+            f"Only a reply, or the message it answers, can be regenerated; this is a "
+            f"{message.role} message.",
+            field="message_id",
+        )
+    _refuse_while_streaming(conversation)
+    chosen = validate_model(model)
+    user_message = message if message.role == Role.USER else answered_message(message)
+    if user_message is None:
+        raise InvalidInput("This reply answers no message of the conversation.")
+    if chosen is None and message.role == Role.ASSISTANT:
+        run = db.session.get(Run, message.run_id) if message.run_id else None
+        chosen = run.model if run is not None else (message.meta or {}).get("model")
+        chosen = chosen if chosen in available_models() else None
+    run = runs.start(conversation, user_message, chosen or conversation.model)
+    conversation.updated_at = run.created_at
+    db.session.flush()
+    return run
+
+
+def switch_branch(conversation: Conversation, message: Message) -> uuid.UUID:
+    """Show the branch through ``message``: the active leaf becomes the newest leaf under it.
+    Returns that leaf's id. Flush only."""
+    leaf_id = tree.newest_leaf(message)
+    tree.set_active(conversation, leaf_id)
+    return leaf_id
+
+
+def fork(user: User, message: Message) -> Conversation:
+    """A new conversation of ``user`` holding a copy of the path from the root down to
+    ``message`` (``metadata.forked_from`` = ``{"conversation_id", "message_id"}``), with the
+    same title (marked as a fork), model and system prompt; its active leaf is the copy of
+    ``message``. Copies ``message.depth + 1`` messages, a thousand per statement, and their
+    runs. Raises :class:`InvalidInput` (409) when ``message`` is still being written. Flush
+    only."""
+    if message.is_active:
+        raise InvalidInput("This reply is still being written: wait for it first.", status=409)
+    source = db.session.get(Conversation, message.conversation_id)
+    assert source is not None
+    copy = create_conversation(
+        user,
+        title=f"{source.title} (fork)"[:200],
+        system_prompt=source.system_prompt,
+        meta={"forked_from": {"conversation_id": str(source.id), "message_id": str(message.id)}},
+    )
+    copy.model = source.model
+    copy_path(tree.path_to(message), copy)
+    return copy
+
+
+def copy_path(path: tree.Path, target: Conversation, batch: int = 1000) -> None:
+    """Copy the messages of ``path`` (and the runs they belong to) into the empty conversation
+    ``target``, as one chain; its active leaf becomes the copy of the path's leaf."""
+    run_ids: dict[uuid.UUID, uuid.UUID] = {}
+    run_rows: list[dict[str, Any]] = []
+    previous: uuid.UUID | None = None
+    copied: dict[uuid.UUID, uuid.UUID] = {}
+    skip = {"id", "conversation_id", "parent_id", "run_id", "segment_id", "depth"}
+    columns = [c for c in Message.__table__.columns if c.key not in skip]
+    for start in range(0, path.length, batch):
+        rows: list[dict[str, Any]] = []
+        for m in path.messages(start, start + batch - 1):
+            new = new_id()
+            copied[m.id] = new
+            row = {c.key: getattr(m, "meta" if c.key == "metadata" else c.key) for c in columns}
+            row.update(id=new, conversation_id=target.id, parent_id=previous)
+            if m.run_id is not None:
+                if m.run_id not in run_ids:
+                    run_ids[m.run_id] = new_id()
+                    run_rows.append({"old": m.run_id, "id": run_ids[m.run_id]})
+                row["run_id"] = run_ids[m.run_id]
+            previous = new
+            rows.append(row)
+        tree.place_rows(target.id, rows)
+        _insert_copies(rows, run_rows)
+    if previous is not None:
+        tree.set_active(target, previous)
+
+
+def _insert_copies(rows: list[dict[str, Any]], run_rows: list[dict[str, Any]]) -> None:
+    """Insert copied messages, after copies of the runs they refer to that are not yet in."""
+    new_runs = [r for r in run_rows if not r.get("done")]
+    if new_runs:
+        old = {
+            r.id: r
+            for r in db.session.scalars(select(Run).where(Run.id.in_([r["old"] for r in new_runs])))
+        }
+        db.session.execute(
+            insert(Run),
+            [
+                {
+                    "id": r["id"],
+                    "conversation_id": rows[0]["conversation_id"],
+                    "model": old[r["old"]].model,
+                    "status": old[r["old"]].status,
+                    "error": old[r["old"]].error,
+                    "heartbeat_at": old[r["old"]].heartbeat_at,
+                    "created_at": old[r["old"]].created_at,
+                    "finished_at": old[r["old"]].finished_at,
+                }
+                for r in new_runs
+            ],
+        )
+        for r in new_runs:
+            r["done"] = True
+    db.session.execute(insert(Message), [{"meta": r.pop("metadata"), **r} for r in rows])
+
+
+FEEDBACK_COMMENT_CHARS = 2000
+
+
+def set_feedback(message: Message, rating: str | None, comment: str | None = None) -> Message:
+    """Store a person's feedback on an assistant message: ``rating`` ``"up"``, ``"down"`` or
+    None (cleared), and an optional comment (at most 2,000 characters; blank clears it).
+    Raises :class:`InvalidInput` (400) for another rating, a comment too long, or a message
+    that is not an assistant reply. Flush only."""
+    if message.role != Role.ASSISTANT:
+        raise InvalidInput("Feedback is for the model's replies only.", field="rating")
+    if rating not in ("up", "down", None):
+        raise InvalidInput('rating must be "up", "down" or null.', field="rating")
+    text = (comment or "").strip() or None
+    if text is not None and len(text) > FEEDBACK_COMMENT_CHARS:
+        raise InvalidInput(
+            f"The comment is {len(text):,} characters; {FEEDBACK_COMMENT_CHARS:,} at most.",
+            field="comment",
+        )
+    message.feedback_rating = rating
+    message.feedback_comment = text
+    db.session.flush()
+    return message
 
 
 def title_from(content: str) -> str:

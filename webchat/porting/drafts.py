@@ -26,6 +26,7 @@ from sqlalchemy import JSON, bindparam, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import JSONB
 
+from .. import tree
 from ..db import begin_write
 from ..extensions import db
 from ..models import Conversation, Message, Role, Run, Status, User, new_id
@@ -172,7 +173,8 @@ def parents_first(
 def insert_rows(messages: list[dict[str, Any]], runs: list[dict[str, Any]]) -> None:
     """INSERT ``messages`` and ``runs`` (dicts of model attributes) in batches, in the order
     that satisfies their foreign keys: runs without their message links, then the messages
-    (parents first, as given), then the runs' ``message_id``/``user_message_id``."""
+    (parents first, as given; placed in their conversation's tree, :func:`webchat.tree.
+    place_rows`), then the runs' ``message_id``/``user_message_id``."""
     links = [
         {
             "id": r["id"],
@@ -183,6 +185,11 @@ def insert_rows(messages: list[dict[str, Any]], runs: list[dict[str, Any]]) -> N
     ]
     for start in range(0, len(runs), BATCH):
         db.session.execute(insert(Run), runs[start : start + BATCH])
+    by_conversation: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for m in messages:
+        by_conversation.setdefault(m["conversation_id"], []).append(m)
+    for conversation_id, placed in by_conversation.items():
+        tree.place_rows(conversation_id, placed)
     statement = _message_insert()
     rows = [{**MESSAGE_DEFAULTS, "updated_at": m.get("created_at"), **m} for m in messages]
     for start in range(0, len(rows), BATCH):
@@ -204,6 +211,8 @@ MESSAGE_DEFAULTS: dict[str, Any] = {
     "status": Status.COMPLETE,
     "error": None,
     "meta": {},
+    "feedback_rating": None,
+    "feedback_comment": None,
 }
 
 
@@ -293,6 +302,11 @@ def write(
     )
     if current is not None:
         conversation.meta = {**conversation.meta, "current_message_id": str(current)}
+    newest = max(messages, key=lambda r: (r["created_at"], r["id"]), default=None)
+    if current is not None or newest is not None:
+        # The source's current path (ChatGPT's current_node), else the newest message.
+        db.session.flush()
+        tree.set_active(conversation, current or (newest["id"] if newest else None))
     if existing is not None:
         _refresh(existing, draft)
         report.conversations_updated += 1

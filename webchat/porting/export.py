@@ -40,7 +40,7 @@ BATCH = 1_000  # rows read per query
 ZIP_FLUSH_BYTES = 256 * 1024  # compressed bytes buffered before a ZIP chunk is sent
 EXCLUDED: dict[type, set[str]] = {
     Conversation: {"user_id", "message_count"},  # the owner is whoever imports; counts derive
-    Message: {"conversation_id"},
+    Message: {"conversation_id", "segment_id", "depth"},  # the tree's index: rebuilt on import
     Run: {"conversation_id"},
 }
 

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from sqlalchemy import Uuid, insert, select
 
+from .. import tree
 from ..db import begin_write
 from ..extensions import db
 from ..models import Conversation, Message, Run, User, UTCDateTime, new_id
@@ -111,9 +112,9 @@ def _taken(model: type, ids: list[uuid.UUID]) -> bool:
 
 def _relink(
     messages: list[dict[str, Any]], runs: list[dict[str, Any]], fresh: bool, report: ImportReport
-) -> None:
+) -> dict[uuid.UUID, uuid.UUID]:
     """Give every row a new id when ``fresh``, and point links at rows of this document only
-    (a link to a row the document does not hold is dropped, and noted)."""
+    (a link to a row the document does not hold is dropped, and noted). Returns old id → id."""
     # New ids (UUIDv7, increasing) are handed out in the old ids' order, so messages with equal
     # created_at keep their order.
     ids = sorted({row["id"] for row in (*messages, *runs)})
@@ -133,6 +134,7 @@ def _relink(
         row["id"] = mapping[row["id"]]
         link(row, "message_id")
         link(row, "user_message_id")
+    return mapping
 
 
 def import_document(user: User, doc: Any, label: str, report: ImportReport) -> None:
@@ -169,7 +171,9 @@ def import_document(user: User, doc: Any, label: str, report: ImportReport) -> N
     if fresh:
         conversation["id"] = new_id()
         report.notes["ids taken on this server (imported with new ids)"] += 1
-    _relink(messages, runs, fresh, report)
+    mapping = _relink(messages, runs, fresh, report)
+    # The active leaf is set once its message exists; absent or unknown: the newest message.
+    active = mapping.get(conversation.pop("active_message_id", None))
     for row in messages:
         row["conversation_id"] = conversation["id"]
         if row.get("content_html") is not None:  # rendered here, never trusted from the file
@@ -179,6 +183,9 @@ def import_document(user: User, doc: Any, label: str, report: ImportReport) -> N
     db.session.execute(insert(Conversation), [{**conversation, "user_id": user.id}])
     ordered = drafts.parents_first(messages, lambda m: [m["id"]], lambda m: m.get("parent_id"))
     drafts.insert_rows(ordered, runs)
+    if active is None and messages:
+        active = max(messages, key=lambda m: (m["created_at"], m["id"]))["id"]
+    tree.set_active(conversation["id"], active)
     report.conversations_created += 1
     report.messages += len(messages)
     report.conversation_ids.append(str(conversation["id"]))

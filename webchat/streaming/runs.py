@@ -21,10 +21,9 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import Select, bindparam, literal, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import select
 
-from .. import providers, tools
+from .. import providers, tools, tree
 from ..extensions import db
 from ..models import Conversation, Message, Role, Run, Status, utcnow
 from ..providers.base import (
@@ -99,31 +98,17 @@ def retry(message: Message) -> Run:
     return store.create_reply(conversation, user_message, run.model)
 
 
-def _history_statement() -> Select:
-    anchor = select(Message.id, Message.parent_id, literal(1).label("depth")).where(
-        Message.id == bindparam("message_id")
-    )
-    chain = anchor.cte("chain", recursive=True)
-    parent = aliased(Message)
-    chain = chain.union_all(
-        select(parent.id, parent.parent_id, (chain.c.depth + 1).label("depth"))
-        .join(chain, parent.id == chain.c.parent_id)
-        .where(chain.c.depth < bindparam("limit"))
-    )
-    return select(Message).join(chain, Message.id == chain.c.id).order_by(chain.c.depth.desc())
-
-
-_HISTORY = _history_statement()  # built once: each run reads its history at least once
-
-
 def history(message_id: uuid.UUID, limit: int = HISTORY_LIMIT) -> list[Message]:
-    """The ancestors of ``message_id`` (itself included), oldest first, at most ``limit``.
+    """The path down to ``message_id`` (itself included), oldest first, at most ``limit``.
 
-    Follows ``parent_id`` with a recursive CTE, so the cost is bounded by ``limit`` whatever the
-    conversation's length, and a retried or edited branch sees only its own line.
+    Read along the message tree (:func:`webchat.tree.ancestors`): index ranges over the
+    path's segments, bounded by ``limit`` whatever the conversation's length, so a regenerated
+    or edited branch sees only its own line.
     """
-    rows = db.session.scalars(_HISTORY, {"message_id": message_id, "limit": limit}).all()
-    return list(rows)
+    message = db.session.get(Message, message_id)
+    if message is None:
+        return []
+    return tree.ancestors(message, limit)
 
 
 def _tool_call_id(message: Message) -> str | None:

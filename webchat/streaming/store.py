@@ -20,6 +20,7 @@ from typing import Any, cast
 from flask import Flask, current_app
 from sqlalchemy import Table, bindparam, func, or_, select, update
 
+from .. import tree
 from ..db import begin_write
 from ..extensions import db
 from ..models import Conversation, Message, Role, Run, Status, new_id, utcnow
@@ -42,8 +43,10 @@ def next_timestamp(previous: datetime | None) -> datetime:
 def create_reply(conversation: Conversation, user_message: Message, model: str) -> Run:
     """Add a pending assistant message answering ``user_message`` and the run that will write it.
 
-    Flushes only; the caller commits (the user message and the placeholder land in one
-    transaction) and then calls :func:`webchat.streaming.runs.launch`.
+    The reply is a child of ``user_message`` (a sibling of earlier replies to it, when it has
+    some) and becomes the conversation's active leaf. Flushes only; the caller commits (the user
+    message and the placeholder land in one transaction) and then calls
+    :func:`webchat.streaming.runs.launch`.
     """
     run = Run(
         id=new_id(),
@@ -66,10 +69,12 @@ def create_reply(conversation: Conversation, user_message: Message, model: str) 
         created_at=next_timestamp(user_message.created_at),
     )
     message.updated_at = message.created_at
+    tree.attach(message, user_message)
     db.session.add(message)
     db.session.flush()
     run.message_id = message.id
     db.session.flush()
+    tree.set_active(conversation, message.id)
     return run
 
 
@@ -278,7 +283,10 @@ def add_message(run_id: uuid.UUID, parent_id: uuid.UUID, role: str, **fields: An
     message.updated_at = message.created_at
     if message.status in Status.FINAL and role != Role.TOOL:
         message.content_html = render_markdown(message.content or "")
+    tree.attach(message, parent)
     db.session.add(message)
+    db.session.flush()
+    tree.advance(parent.conversation_id, parent.id, message.id)
     _commit_and_wake(run_id)
     return message.id
 
@@ -341,7 +349,10 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
             created_at=next_timestamp(last.created_at),
         )
         closing.updated_at = closing.created_at
+        tree.attach(closing, last)
         db.session.add(closing)
+        db.session.flush()
+        tree.advance(last.conversation_id, last.id, closing.id)
         messages.append(closing)
     for message in messages:
         if message.status in Status.ACTIVE:
