@@ -97,10 +97,14 @@ spec = SpecTree(
 bp.record(lambda state: setattr(spec.backend, "blueprint_state", state))
 
 
-def responses(status: int, model: Any = None, *errors: int) -> Response:
-    """spectree responses: ``status`` with ``model`` (or no body), 401 always, and each of
-    ``errors`` (400, 404, 409, 413) as the API's error body."""
+def responses(
+    status: int, model: Any = None, *errors: int, also: Mapping[int, Any] | None = None
+) -> Response:
+    """spectree responses: ``status`` with ``model`` (or no body), any other success status
+    ``also`` maps to its model, 401 always, and each of ``errors`` (400, 404, 409, 413) as the
+    API's error body."""
     codes: dict[str, Any] = {f"HTTP_{status}": model}
+    codes |= {f"HTTP_{code}": body for code, body in (also or {}).items()}
     for code in (401, *errors):
         codes[f"HTTP_{code}"] = (ErrorBody, _ERRORS[code])
     return Response(**codes)

@@ -185,6 +185,19 @@ def window(
     return _window(active, items, more, False)
 
 
+def in_time_order(
+    conversation: Conversation, after: Message | None, limit: int
+) -> tuple[list[Message], bool]:
+    """Up to ``limit`` messages of the whole tree (every branch) after ``after`` (from the first
+    when None) by ``(created_at, id)``, and whether more remain: a keyset read of
+    ``ix_messages_conversation_created``, ``limit + 1`` rows whatever the conversation's size."""
+    query = _messages(conversation)
+    if after is not None:
+        query = query.where(tuple_(Message.created_at, Message.id) > key_of(after))
+    rows = list(db.session.scalars(query.order_by(Message.created_at, Message.id).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
 @dataclass(frozen=True)
 class ConversationCursor:
     """A position in a user's conversation list: ``<pinned 0|1>.<updated_at µs>.<id hex>``."""
