@@ -310,7 +310,7 @@ def test_feedback_round_trip(app, api):
     u1, a1 = chat(app, api, cid, "rate me")
     url = f"/messages/{a1['id']}/feedback"
 
-    response = api.open("PUT", url, json={"rating": "up", "comment": "  Spot on.  "})
+    response = api.put(url, json={"rating": "up", "comment": "  Spot on.  "})
     assert response.status_code == 200
     assert response.get_json()["feedback"] == {"rating": "up", "comment": "Spot on."}
     assert api.get(f"/messages/{a1['id']}").get_json()["feedback"] == {
@@ -318,7 +318,7 @@ def test_feedback_round_trip(app, api):
         "comment": "Spot on.",
     }
     assert listed(api, cid)[1]["feedback"]["rating"] == "up"
-    down = api.open("PUT", url, json={"rating": "down"}).get_json()
+    down = api.put(url, json={"rating": "down"}).get_json()
     assert down["feedback"] == {"rating": "down", "comment": None}
 
     before = snapshot(app)
@@ -328,12 +328,12 @@ def test_feedback_round_trip(app, api):
         ({"rating": "up", "comment": "x" * 2001}, "comment"),
         ({"rating": "up", "stars": 5}, "stars"),
     ]:
-        assert_error(api.open("PUT", url, json=body), 400, "invalid_input", field)
-    user_feedback = api.open("PUT", f"/messages/{u1['id']}/feedback", json={"rating": "up"})
+        assert_error(api.put(url, json=body), 400, "invalid_input", field)
+    user_feedback = api.put(f"/messages/{u1['id']}/feedback", json={"rating": "up"})
     assert_error(user_feedback, 400, "invalid_input", "rating")
     assert snapshot(app) == before
 
-    cleared = api.open("PUT", url, json={"rating": None, "comment": ""}).get_json()
+    cleared = api.put(url, json={"rating": None, "comment": ""}).get_json()
     assert cleared["feedback"] == {"rating": None, "comment": None}
 
 
@@ -434,7 +434,7 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(make_app):
         api.post(f"/messages/{unknown}/edit", json={"content": "x"}),
         api.post(f"/messages/{unknown}/regenerate"),
         api.post(f"/messages/{unknown}/fork"),
-        api.open("PUT", f"/messages/{unknown}/feedback", json={"rating": "up"}),
+        api.put(f"/messages/{unknown}/feedback", json={"rating": "up"}),
         api.post(active, json={"message_id": unknown}),
         api.post(f"/conversations/{unknown}/active", json={"message_id": u1["id"]}),
     ]:
