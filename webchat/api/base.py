@@ -27,7 +27,7 @@ from spectree import Response, SpecTree
 
 from ..providers import available_models
 from .errors import fail
-from .schemas import ErrorBody
+from .schemas import NOT_BLANK, ErrorBody
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -51,7 +51,10 @@ def field_errors(problems: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     fields: dict[str, str] = {}
     for problem in problems:
         location = [str(p) for p in problem.get("loc", ()) if p not in ("body", "query")]
-        fields.setdefault(location[0] if location else "body", problem.get("msg", "invalid"))
+        message = problem.get("msg", "invalid")
+        if problem.get("type") == "string_pattern_mismatch" and NOT_BLANK in message:
+            message = "It is empty: write at least one visible character (and no NUL)."
+        fields.setdefault(location[0] if location else "body", message)
     return fields
 
 

@@ -180,35 +180,32 @@ class MessageOut(BaseModel):
 
 
 class MessageQuery(BaseModel):
-    """Which messages: a path of the tree (the active one, or the one through ``leaf``) paged by
-    ``?limit=&offset=`` from its first message or from a cursor (a message id); or with
-    ``all=true`` every message of the tree, paged by ``after``."""
+    """Which messages: a path of the tree (the active one, or the one through ``leaf``), or with
+    ``all=true`` every message of the tree by time; paged by ``?limit=&offset=`` from the first
+    message, or from a cursor (a message id)."""
 
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(50, ge=1, le=200, description="Messages per page, 1–200.")
     offset: int = Field(
-        0,
-        ge=0,
-        le=2**31 - 1,
-        description="Messages to skip from the start (or the cursor); not with all=true.",
+        0, ge=0, le=2**31 - 1, description="Messages to skip from the start (or the cursor)."
     )
     before: uuid.UUID = optional(
         description="Walk backwards: the messages before this message id, the newest of them. "
-        "A message on another branch than the active one pages the path through it."
+        "On another branch than the active one, it pages the path through it."
     )
     after: uuid.UUID = optional(
-        description="Walk forwards: the messages after this message id (on the path through "
-        "it; with all=true, after it in time)."
+        description="Walk forwards: the messages after this message id (on another branch than "
+        "the active one, along the path through it)."
     )
     leaf: uuid.UUID = optional(
         description="List the path through this message down to the newest leaf under it (the "
-        "branch POST .../active would show), without making it active."
+        "branch POST .../active would show), without making it active. Not with all=true (400)."
     )
     all: bool = Field(
         False,
-        description="Every message of the tree, every branch, by (created_at, id): for sync "
-        "and export. Pages by after only.",
+        description="Every message of every branch, by (created_at, id), the cursors being "
+        "positions in that order: for sync and export.",
     )
 
 
@@ -259,7 +256,7 @@ class MessageResult(BaseModel):
 
 
 class EditMessage(Body):
-    content: Text = Field(
+    content: Line = Field(
         description="The new version's text: not blank, at most MAX_MESSAGE_CHARS characters "
         "(413 beyond)."
     )

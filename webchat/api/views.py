@@ -181,31 +181,28 @@ def list_messages(conversation_id: uuid.UUID):
     ``?leaf=<id>`` the path through that message to the newest leaf under it. ``?limit=&offset=``
     from the first message, ``?after=<id>`` forwards from a message, ``?before=<id>`` backwards
     from one (both: the messages between them, forwards); a cursor off the active path pages
-    the path through it. ``?all=true``: every message of every branch by time, paged by
-    ``after``."""
+    the path through it. ``?all=true``: every message of every branch, by time."""
     conversation = _conversation(conversation_id)
     query: MessageQuery = query_args()
-    if query.all:
-        return _all_messages(conversation, query)
     before = after = None
     if query.before is not None:
         before = paging.find_message(conversation, query.before, "before")
     if query.after is not None:
         after = paging.find_message(conversation, query.after, "after")
-    path = _listed_path(conversation, query.leaf, after or before)
-    for field, cursor in (("before", before), ("after", after)):
-        if cursor is not None and path is not None and not path.holds(cursor):
-            problem = "Not on the path listed."
-            fail(400, f"{field} is not a message of the path listed.", fields={field: problem})
-    backwards = before is not None and after is None
-    if backwards:
-        items, more = paging.older(path, before, query.limit, query.offset)
+    if query.all:
+        if query.leaf is not None:
+            paging.find_message(conversation, query.leaf, "leaf")
+            problem = "all=true lists every branch."
+            fail(400, "leaf can't be combined with all=true.", fields={"leaf": problem})
+        items, more = paging.in_time_order(conversation, after, before, query.limit, query.offset)
+        total = conversation.message_count
     else:
-        items, more = paging.newer(path, after, query.limit, query.offset, before)
+        items, more, total = _path_page(conversation, query, before, after)
+    backwards = before is not None and after is None
     edge = (items[0] if backwards else items[-1]) if items and more else None
     return MessagePage(
         items=MessageOut.many(items),
-        total=path.length if path is not None else 0,
+        total=total,
         limit=query.limit,
         offset=query.offset,
         has_more=more,
@@ -213,34 +210,29 @@ def list_messages(conversation_id: uuid.UUID):
     )
 
 
-def _listed_path(
-    conversation: Conversation, leaf: uuid.UUID | None, cursor: Message | None
-) -> tree.Path | None:
-    """The path a listing pages: below ``leaf``, else through ``cursor``, else the active one."""
-    if leaf is not None:
-        return tree.path_below(paging.find_message(conversation, leaf, "leaf"))
-    if cursor is not None:
-        return tree.path_through(conversation, cursor)
-    return tree.active_path(conversation)
-
-
-def _all_messages(conversation: Conversation, query: MessageQuery) -> MessagePage:
-    """``?all=true``: every message of the tree by ``(created_at, id)``, after ``query.after``."""
-    refused = {"before": query.before, "leaf": query.leaf, "offset": query.offset or None}
-    for field, value in refused.items():
-        if value is not None:
-            problem = "Not with all=true, which pages by after."
-            fail(400, f"{field} can't be combined with all=true.", fields={field: problem})
-    after = paging.find_message(conversation, query.after, "after") if query.after else None
-    items, more = paging.in_time_order(conversation, after, query.limit)
-    return MessagePage(
-        items=MessageOut.many(items),
-        total=conversation.message_count,
-        limit=query.limit,
-        offset=0,
-        has_more=more,
-        next_cursor=str(items[-1].id) if items and more else None,
-    )
+def _path_page(
+    conversation: Conversation, query: MessageQuery, before: Message | None, after: Message | None
+) -> tuple[list[Message], bool, int]:
+    """A page of the path listed: below ``query.leaf``, else through a cursor, else the active
+    one; the messages, whether more remain, and the path's length. Raises a 400 for a cursor
+    off that path."""
+    if query.leaf is not None:
+        path: tree.Path | None = tree.path_below(
+            paging.find_message(conversation, query.leaf, "leaf")
+        )
+    elif after or before:
+        path = tree.path_through(conversation, after or before)
+    else:
+        path = tree.active_path(conversation)
+    for field, cursor in (("before", before), ("after", after)):
+        if cursor is not None and path is not None and not path.holds(cursor):
+            problem = "Not on the path listed."
+            fail(400, f"{field} is not a message of the path listed.", fields={field: problem})
+    if before is not None and after is None:
+        items, more = paging.older(path, before, query.limit, query.offset)
+    else:
+        items, more = paging.newer(path, after, query.limit, query.offset, before)
+    return items, more, path.length if path is not None else 0
 
 
 @bp.post("/conversations/<uuid:conversation_id>/messages")
