@@ -9,10 +9,13 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from bench.stream_persistence import StatementLog
 from webchat import tree
+from webchat.auth import services as accounts
 from webchat.extensions import db
 from webchat.models import Conversation, Message, Role, Run, Status, new_id
 from webchat.providers.demo import DemoProvider
+from webchat.seed import seed
 from webchat.streaming.store import next_timestamp
 
 from .conftest import fixture_path, wait_for_runs
@@ -509,3 +512,32 @@ def test_the_provider_receives_exactly_the_active_path(make_app, upstream):
     wait_for_runs(app)
     assert sent_context(upstream) == [("user", "first")] == path_context(api, cid)
     assert len(upstream.posts()) == 6
+
+
+# --- work -----------------------------------------------------------------------------------
+
+
+def test_a_page_costs_the_same_statements_whatever_its_size(app, api):
+    """Sibling places are read once per page (one query for all the page's parents), not once
+    per message: a page of 80 runs as many statements as a page of 4."""
+    with app.app_context():
+        user = accounts.find_user("ada@example.com")
+        (cid,) = seed(user, messages=80, branches=4)
+        db.session.commit()
+        log = StatementLog(db.engine)
+    url = f"/conversations/{cid}/messages"
+    api.get(url)  # the token's first use of the day is recorded once
+    counts = {}
+    try:
+        for query in ({}, {"all": "true"}):
+            for limit in (4, 80):
+                start = len(log.statements)
+                page = api.get(url, query_string={"limit": limit, **query}).get_json()
+                counts[(bool(query), limit)] = len(log.statements) - start
+                assert len(page["items"]) == limit
+    finally:
+        log.close()
+    assert counts[(False, 4)] == counts[(False, 80)]
+    assert counts[(True, 4)] == counts[(True, 80)]
+    branched = [m for m in listed(api, cid) if m["sibling_count"] > 1]
+    assert len(branched) == 4 and all(m["sibling_count"] == 2 for m in branched)
