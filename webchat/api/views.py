@@ -1,4 +1,5 @@
-"""The API's routes: conversations, their messages, a reply's stream, models, the document.
+"""The API's routes: conversations, their messages and branches (edit, regenerate, switch,
+fork, feedback), a reply's stream, models, the document.
 
 Views parse (spectree has validated the query and body), call the same services as the pages,
 commit once, and return a pydantic model that spectree serializes. Another user's id is a 404,

@@ -168,8 +168,9 @@ def _message_of(conversation: Conversation, message_id: uuid.UUID | str, field: 
     except ValueError:
         raise InvalidInput(f"{field} must be a message id (a UUID).", field=field) from None
     message = db.session.get(Message, mid)
-    owner = db.session.get(User, conversation.user_id)
-    if message is not None and message.conversation_id != conversation.id and owner is not None:
+    if message is not None and message.conversation_id != conversation.id:
+        owner = db.session.get(User, conversation.user_id)
+        assert owner is not None
         try:
             owned_message(owner, mid)
         except NotFound:
