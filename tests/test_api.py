@@ -51,6 +51,9 @@ class Api:
     def patch(self, path: str, **kw):
         return self.open("PATCH", path, **kw)
 
+    def put(self, path: str, **kw):
+        return self.open("PUT", path, **kw)
+
     def delete(self, path: str, **kw):
         return self.open("DELETE", path, **kw)
 
@@ -329,27 +332,58 @@ def test_other_users_ids_are_404_on_every_route(app, api):
     wait_for_runs(app)
     mid, rid = sent["message"]["id"], sent["reply"]["id"]
     other = Api(app, api_token(app, "bob@example.com"))
+    own = new_conversation(other)["id"]
+    theirs = send(other, own, "mine").get_json()["message"]["id"]
+    wait_for_runs(app)
+    with app.app_context():
+        before = db.session.execute(select(Message.id, Message.content, Message.parent_id)).all()
+        conversations = db.session.execute(select(Conversation)).scalars().all()
+        before_conversations = {(c.id, c.title, c.active_message_id) for c in conversations}
     checks = [
         other.get(f"/conversations/{cid}"),
         other.patch(f"/conversations/{cid}", json={"title": "theirs"}),
         other.delete(f"/conversations/{cid}"),
         other.get(f"/conversations/{cid}/messages"),
+        other.get(f"/conversations/{cid}/messages", query_string={"leaf": mid}),
+        other.get(f"/conversations/{cid}/messages", query_string={"all": "true"}),
         send(other, cid, "intrusion"),
+        other.post(f"/conversations/{cid}/active", json={"message_id": mid}),
         other.get(f"/messages/{mid}"),
         other.get(f"/messages/{rid}"),
         other.get(f"/messages/{rid}/stream"),
         other.post(f"/messages/{rid}/cancel"),
+        other.post(f"/messages/{mid}/edit", json={"content": "rewritten"}),
+        other.post(f"/messages/{rid}/edit", json={"content": "rewritten"}),
+        other.post(f"/messages/{mid}/regenerate"),
+        other.post(f"/messages/{rid}/regenerate", json={}),
+        other.post(f"/messages/{rid}/fork"),
+        other.put(f"/messages/{rid}/feedback", json={"rating": "down"}),
+        # the owner's ids inside the other user's own conversation are no way in either
+        send(other, own, "graft", parent_id=rid),
+        other.post(f"/conversations/{own}/active", json={"message_id": rid}),
+        other.get(f"/conversations/{own}/messages", query_string={"after": mid}),
+        other.get(f"/conversations/{own}/messages", query_string={"before": mid}),
+        other.get(f"/conversations/{own}/messages", query_string={"leaf": mid}),
+        other.get(f"/conversations/{own}/messages", query_string={"all": "true", "after": mid}),
     ]
     for response in checks:
         assert_error(response, 404, "not_found")
-    assert other.get("/conversations").get_json()["items"] == []
-    # nothing of the owner's changed
+    assert [c["id"] for c in other.get("/conversations").get_json()["items"]] == [own]
+    # nothing of the owner's (or anyone's) changed
     mine = api.get(f"/conversations/{cid}").get_json()
     assert mine["title"] == "mine" and len(mine["messages"]) == 2
-    # and a cursor from someone else's conversation is no way in
-    own = new_conversation(other)["id"]
-    response = other.get(f"/conversations/{own}/messages", query_string={"after": mid})
-    assert_error(response, 404, "not_found", "after")
+    with app.app_context():
+        assert (
+            db.session.execute(select(Message.id, Message.content, Message.parent_id)).all()
+            == before
+        )
+        conversations = db.session.execute(select(Conversation)).scalars().all()
+        assert {(c.id, c.title, c.active_message_id) for c in conversations} == before_conversations
+    # and the other user's own routes work with their own ids
+    assert (
+        other.get(f"/conversations/{own}/messages", query_string={"leaf": theirs}).status_code
+        == 200
+    )
 
 
 def test_browser_session_works_same_origin_with_csrf(app, client):
@@ -385,9 +419,23 @@ def test_openapi_document_lists_every_route(client):
         ("/api/v1/messages/{message_id}", "get"),
         ("/api/v1/messages/{message_id}/stream", "get"),
         ("/api/v1/messages/{message_id}/cancel", "post"),
+        ("/api/v1/messages/{message_id}/edit", "post"),
+        ("/api/v1/messages/{message_id}/regenerate", "post"),
+        ("/api/v1/messages/{message_id}/fork", "post"),
+        ("/api/v1/messages/{message_id}/feedback", "put"),
+        ("/api/v1/conversations/{conversation_id}/active", "post"),
         ("/api/v1/models", "get"),
     }
     assert expected <= {(p, m) for p, ops in paths.items() for m in ops}
+    edit = paths["/api/v1/messages/{message_id}/edit"]["post"]["responses"]
+    assert {"201", "202", "400", "404", "409", "413"} <= set(edit)
+    listing = paths["/api/v1/conversations/{conversation_id}/messages"]["get"]["parameters"]
+    assert {"leaf", "all", "before", "after"} <= {p["name"] for p in listing}
+    message = document["components"]["schemas"]["MessageOut"]["properties"]
+    assert {"sibling_index", "sibling_count", "previous_sibling_id", "next_sibling_id"} <= set(
+        message
+    )
+    assert "feedback" in message
     stream = paths["/api/v1/messages/{message_id}/stream"]["get"]["responses"]["200"]
     assert "text/event-stream" in stream["content"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

@@ -407,16 +407,22 @@ def active_path(conversation: Conversation) -> Path | None:
     return path_to(leaf) if leaf is not None else None
 
 
+def path_below(message: Message) -> Path:
+    """The path through ``message`` down to the newest leaf under it (the branch that
+    switching to ``message`` shows)."""
+    leaf_id = newest_leaf(message)
+    leaf = message if leaf_id == message.id else db.session.get(Message, leaf_id)
+    assert leaf is not None
+    return path_to(leaf)
+
+
 def path_through(conversation: Conversation, message: Message) -> Path:
     """The active path when it holds ``message``, else the path through ``message`` down to the
     newest leaf under it."""
     path = active_path(conversation)
     if path is not None and path.holds(message):
         return path
-    leaf_id = newest_leaf(message)
-    leaf = message if leaf_id == message.id else db.session.get(Message, leaf_id)
-    assert leaf is not None
-    return path_to(leaf)
+    return path_below(message)
 
 
 def ancestors(message: Message, limit: int) -> list[Message]:
@@ -489,6 +495,7 @@ __all__ = [
     "ancestors",
     "attach",
     "newest_leaf",
+    "path_below",
     "path_through",
     "path_to",
     "place_rows",

@@ -27,7 +27,7 @@ from spectree import Response, SpecTree
 
 from ..providers import available_models
 from .errors import fail
-from .schemas import ErrorBody
+from .schemas import NOT_BLANK, ErrorBody
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -51,7 +51,10 @@ def field_errors(problems: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     fields: dict[str, str] = {}
     for problem in problems:
         location = [str(p) for p in problem.get("loc", ()) if p not in ("body", "query")]
-        fields.setdefault(location[0] if location else "body", problem.get("msg", "invalid"))
+        message = problem.get("msg", "invalid")
+        if problem.get("type") == "string_pattern_mismatch" and NOT_BLANK in message:
+            message = "It is empty: write at least one visible character (and no NUL)."
+        fields.setdefault(location[0] if location else "body", message)
     return fields
 
 
@@ -97,10 +100,14 @@ spec = SpecTree(
 bp.record(lambda state: setattr(spec.backend, "blueprint_state", state))
 
 
-def responses(status: int, model: Any = None, *errors: int) -> Response:
-    """spectree responses: ``status`` with ``model`` (or no body), 401 always, and each of
-    ``errors`` (400, 404, 409, 413) as the API's error body."""
+def responses(
+    status: int, model: Any = None, *errors: int, also: Mapping[int, Any] | None = None
+) -> Response:
+    """spectree responses: ``status`` with ``model`` (or no body), any other success status
+    ``also`` maps to its model, 401 always, and each of ``errors`` (400, 404, 409, 413) as the
+    API's error body."""
     codes: dict[str, Any] = {f"HTTP_{status}": model}
+    codes |= {f"HTTP_{code}": body for code, body in (also or {}).items()}
     for code in (401, *errors):
         codes[f"HTTP_{code}"] = (ErrorBody, _ERRORS[code])
     return Response(**codes)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from typing_extensions import TypeAliasType
 
+from .. import tree
 from ..models import Conversation, Message, Role, Status
 
 STORABLE = r"^[^\u0000]*$"  # no NUL
@@ -109,8 +110,16 @@ class ErrorBody(BaseModel):
 # --- messages --------------------------------------------------------------------------------
 
 
+class Feedback(BaseModel):
+    """A person's feedback on a reply."""
+
+    rating: Literal["up", "down"] | None = Field(description="null: not rated.")
+    comment: str | None
+
+
 class MessageOut(BaseModel):
-    """One message, as stored."""
+    """One message, as stored, and where it stands among its parent's children (its versions:
+    edits and regenerated replies), oldest first."""
 
     id: uuid.UUID
     conversation_id: uuid.UUID
@@ -123,11 +132,28 @@ class MessageOut(BaseModel):
     status: StatusName
     error: str | None
     metadata: dict[str, Any]
+    sibling_index: int = Field(ge=1, description="1-based position among its siblings.")
+    sibling_count: int = Field(ge=1, description="Its siblings, itself included.")
+    previous_sibling_id: uuid.UUID | None = Field(description="The older sibling, or null.")
+    next_sibling_id: uuid.UUID | None = Field(description="The newer sibling, or null.")
+    feedback: Feedback
     created_at: datetime
     updated_at: datetime
 
     @classmethod
+    def many(cls, messages: list[Message]) -> list[MessageOut]:
+        """``messages`` in the same order, with their sibling positions read by one
+        :func:`webchat.tree.siblings` call (whatever the number of messages)."""
+        places = tree.siblings(messages)
+        return [cls._of(m, places[m.id]) for m in messages]
+
+    @classmethod
     def of(cls, message: Message) -> MessageOut:
+        """One message (a page of them: :meth:`many`)."""
+        return cls.many([message])[0]
+
+    @classmethod
+    def _of(cls, message: Message, place: tree.Siblings) -> MessageOut:
         return cls(
             id=message.id,
             conversation_id=message.conversation_id,
@@ -140,13 +166,23 @@ class MessageOut(BaseModel):
             status=message.status,  # type: ignore[arg-type]
             error=message.error,
             metadata=message.meta or {},
+            sibling_index=place.index,
+            sibling_count=place.count,
+            previous_sibling_id=place.previous_id,
+            next_sibling_id=place.next_id,
+            feedback=Feedback(
+                rating=message.feedback_rating,  # type: ignore[arg-type]
+                comment=message.feedback_comment,
+            ),
             created_at=message.created_at,
             updated_at=message.updated_at,
         )
 
 
 class MessageQuery(BaseModel):
-    """Which messages: ``?limit=&offset=`` from the first, or from a cursor (a message id)."""
+    """Which messages: a path of the tree (the active one, or the one through ``leaf``), or with
+    ``all=true`` every message of the tree by time; paged by ``?limit=&offset=`` from the first
+    message, or from a cursor (a message id)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -155,9 +191,22 @@ class MessageQuery(BaseModel):
         0, ge=0, le=2**31 - 1, description="Messages to skip from the start (or the cursor)."
     )
     before: uuid.UUID = optional(
-        description="Walk backwards: the messages before this message id, the newest of them."
+        description="Walk backwards: the messages before this message id, the newest of them. "
+        "On another branch than the active one, it pages the path through it."
     )
-    after: uuid.UUID = optional(description="Walk forwards: the messages after this message id.")
+    after: uuid.UUID = optional(
+        description="Walk forwards: the messages after this message id (on another branch than "
+        "the active one, along the path through it)."
+    )
+    leaf: uuid.UUID = optional(
+        description="List the path through this message down to the newest leaf under it (the "
+        "branch POST .../active would show), without making it active. Not with all=true (400)."
+    )
+    all: bool = Field(
+        False,
+        description="Every message of every branch, by (created_at, id), the cursors being "
+        "positions in that order: for sync and export.",
+    )
 
 
 class MessagePage(BaseModel):
@@ -165,7 +214,8 @@ class MessagePage(BaseModel):
 
     ``has_more``: more remain in the direction walked (newer, or older with ``before`` alone);
     ``next_cursor`` then continues it (pass it as ``after``, or as ``before``); else null.
-    ``total`` counts the conversation's messages; ``offset`` echoes the one asked for.
+    ``total`` counts the messages of the path listed (with ``all=true``: of the conversation);
+    ``offset`` echoes the one asked for.
     """
 
     items: list[MessageOut]
@@ -184,18 +234,60 @@ class SendMessage(Body):
     model: ModelId = optional(
         description="A model of GET /api/v1/models for this reply only.", json_schema_extra=MODELS
     )
+    parent_id: uuid.UUID = optional(
+        description="Answer this message of the conversation instead of the active leaf; the new "
+        "branch becomes the active one."
+    )
 
 
 class SendResult(BaseModel):
-    """What sending stored: the user's message and the pending reply, and where it streams."""
+    """What sending (or editing a user message) stored: the user's message and the pending
+    reply, and where it streams."""
 
     message: MessageOut
     reply: MessageOut
     stream_url: str = Field(description="GET it for the reply's Server-Sent Events.")
 
 
-class CancelResult(BaseModel):
+class MessageResult(BaseModel):
+    """The message an action stored or acted on."""
+
     message: MessageOut
+
+
+class EditMessage(Body):
+    content: Line = Field(
+        description="The new version's text: not blank, at most MAX_MESSAGE_CHARS characters "
+        "(413 beyond)."
+    )
+
+
+class Regenerate(Body):
+    model: ModelId = optional(
+        description="A model of GET /api/v1/models for this reply (default: the replaced "
+        "reply's model, else the conversation's).",
+        json_schema_extra=MODELS,
+    )
+
+
+class ReplyResult(BaseModel):
+    """A pending reply and where it streams."""
+
+    reply: MessageOut
+    stream_url: str = Field(description="GET it for the reply's Server-Sent Events.")
+
+
+class SetActive(Body):
+    message_id: uuid.UUID = Field(
+        description="A message of the conversation: the newest leaf under it becomes active."
+    )
+
+
+class FeedbackIn(Body):
+    rating: Literal["up", "down"] | None = Field(description="null clears the rating.")
+    comment: Text | None = optional(
+        description="At most 2,000 characters; blank or left out clears it."
+    )
 
 
 # --- conversations ---------------------------------------------------------------------------
@@ -213,6 +305,9 @@ class ConversationOut(BaseModel):
     archived: bool
     archived_at: datetime | None
     message_count: int
+    active_message_id: uuid.UUID | None = Field(
+        description="The leaf of the branch people read (null: no message yet)."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -228,6 +323,7 @@ class ConversationOut(BaseModel):
             "archived": conversation.archived_at is not None,
             "archived_at": conversation.archived_at,
             "message_count": conversation.message_count,
+            "active_message_id": conversation.active_message_id,
             "created_at": conversation.created_at,
             "updated_at": conversation.updated_at,
         }

@@ -64,7 +64,7 @@ class JsonStreamFormat:
 
     def done(self, run_id: uuid.UUID) -> str:
         run = db.session.get(Run, run_id)
-        messages = [MessageOut.of(m).model_dump(mode="json") for m in run_messages(run_id)]
+        messages = [m.model_dump(mode="json") for m in MessageOut.many(run_messages(run_id))]
         return _json(
             {
                 "status": run.status if run else None,

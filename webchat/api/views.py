@@ -1,4 +1,5 @@
-"""The API's routes: conversations, their messages, a reply's stream, models, the document.
+"""The API's routes: conversations, their messages and branches (edit, regenerate, switch,
+fork, feedback), a reply's stream, models, the document.
 
 Views parse (spectree has validated the query and body), call the same services as the pages,
 commit once, and return a pydantic model that spectree serializes. Another user's id is a 404,
@@ -22,20 +23,25 @@ from .auth import current_api_user, public
 from .base import bp, documented, json_body, openapi_document, query_args, responses, spec
 from .errors import fail
 from .schemas import (
-    CancelResult,
     ConversationCreate,
     ConversationDetail,
     ConversationList,
     ConversationOut,
     ConversationPatch,
     ConversationQuery,
+    EditMessage,
+    FeedbackIn,
     MessageOut,
     MessagePage,
     MessageQuery,
+    MessageResult,
     ModelList,
     ModelOut,
+    Regenerate,
+    ReplyResult,
     SendMessage,
     SendResult,
+    SetActive,
 )
 from .stream import JsonStreamFormat
 
@@ -47,11 +53,39 @@ def _conversation(conversation_id: uuid.UUID) -> Conversation:
         fail(404, "No such conversation.")
 
 
-def _message(message_id: uuid.UUID) -> Message:
+def _message(message_id: uuid.UUID, field: str | None = None) -> Message:
     try:
         return services.owned_message(current_api_user(), message_id)
     except NotFound:
-        fail(404, "No such message.")
+        fail(404, "No such message.", fields={field: "No such message."} if field else None)
+
+
+def _message_in(conversation: Conversation, message_id: uuid.UUID, field: str) -> Message:
+    """The user's message ``message_id`` of ``conversation``: 404 when unknown or another
+    user's, 400 when it is in another conversation."""
+    message = _message(message_id, field)
+    if message.conversation_id != conversation.id:
+        problem = "A message of another conversation."
+        fail(400, f"{field} must be a message of this conversation.", fields={field: problem})
+    return message
+
+
+def _launched(run: Run) -> ReplyResult:
+    """Launch the committed ``run``; its pending reply and where it streams."""
+    runs.launch(run.id)
+    reply = db.session.get(Message, run.message_id)
+    assert reply is not None
+    return ReplyResult(
+        reply=MessageOut.of(reply), stream_url=url_for(".stream", message_id=reply.id)
+    )
+
+
+def _sent(message: Message, run: Run) -> SendResult:
+    """Launch the committed ``run`` answering ``message``: both messages, and the stream."""
+    launched = _launched(run)
+    return SendResult(
+        message=MessageOut.of(message), reply=launched.reply, stream_url=launched.stream_url
+    )
 
 
 @bp.get("/openapi.json")
@@ -101,7 +135,7 @@ def get_conversation(conversation_id: uuid.UUID):
     )
     return ConversationDetail(
         **ConversationOut.fields_of(conversation),
-        messages=[MessageOut.of(m) for m in messages],
+        messages=MessageOut.many(messages),
         has_more=more,
         next_cursor=str(messages[0].id) if more else None,
     )
@@ -144,9 +178,11 @@ def delete_conversation(conversation_id: uuid.UUID):
 @bp.get("/conversations/<uuid:conversation_id>/messages")
 @spec.validate(query=MessageQuery, resp=responses(200, MessagePage, 400, 404))
 def list_messages(conversation_id: uuid.UUID):
-    """A page of a conversation's messages, oldest first: ``?limit=&offset=`` from the first
-    message, ``?after=<id>`` forwards from a message, ``?before=<id>`` backwards from one (both:
-    the messages between them, forwards)."""
+    """A page of one path of a conversation's tree, oldest first: the active path, or with
+    ``?leaf=<id>`` the path through that message to the newest leaf under it. ``?limit=&offset=``
+    from the first message, ``?after=<id>`` forwards from a message, ``?before=<id>`` backwards
+    from one (both: the messages between them, forwards); a cursor off the active path pages
+    the path through it. ``?all=true``: every message of every branch, by time."""
     conversation = _conversation(conversation_id)
     query: MessageQuery = query_args()
     before = after = None
@@ -154,16 +190,20 @@ def list_messages(conversation_id: uuid.UUID):
         before = paging.find_message(conversation, query.before, "before")
     if query.after is not None:
         after = paging.find_message(conversation, query.after, "after")
-    path = tree.active_path(conversation)
-    backwards = before is not None and after is None
-    if backwards:
-        items, more = paging.older(path, before, query.limit, query.offset)
+    if query.all:
+        if query.leaf is not None:
+            paging.find_message(conversation, query.leaf, "leaf")
+            problem = "all=true lists every branch."
+            fail(400, "leaf can't be combined with all=true.", fields={"leaf": problem})
+        items, more = paging.in_time_order(conversation, after, before, query.limit, query.offset)
+        total = conversation.message_count
     else:
-        items, more = paging.newer(path, after, query.limit, query.offset, before)
+        items, more, total = _path_page(conversation, query, before, after)
+    backwards = before is not None and after is None
     edge = (items[0] if backwards else items[-1]) if items and more else None
     return MessagePage(
-        items=[MessageOut.of(m) for m in items],
-        total=path.length if path is not None else 0,
+        items=MessageOut.many(items),
+        total=total,
         limit=query.limit,
         offset=query.offset,
         has_more=more,
@@ -171,22 +211,52 @@ def list_messages(conversation_id: uuid.UUID):
     )
 
 
+def _path_page(
+    conversation: Conversation, query: MessageQuery, before: Message | None, after: Message | None
+) -> tuple[list[Message], bool, int]:
+    """A page of the path listed: below ``query.leaf``, else through a cursor, else the active
+    one; the messages, whether more remain, and the path's length. Raises a 400 for a cursor
+    off that path."""
+    if query.leaf is not None:
+        path: tree.Path | None = tree.path_below(
+            paging.find_message(conversation, query.leaf, "leaf")
+        )
+    elif after or before:
+        path = tree.path_through(conversation, after or before)
+    else:
+        path = tree.active_path(conversation)
+    for field, cursor in (("before", before), ("after", after)):
+        if cursor is not None and path is not None and not path.holds(cursor):
+            problem = "Not on the path listed."
+            fail(400, f"{field} is not a message of the path listed.", fields={field: problem})
+    if before is not None and after is None:
+        items, more = paging.older(path, before, query.limit, query.offset)
+    else:
+        items, more = paging.newer(path, after, query.limit, query.offset, before)
+    return items, more, path.length if path is not None else 0
+
+
 @bp.post("/conversations/<uuid:conversation_id>/messages")
 @spec.validate(json=SendMessage, resp=responses(202, SendResult, 400, 404, 409, 413))
 def send_message(conversation_id: uuid.UUID):
-    """Send a message: stores it and a pending reply, whose run starts at once (202)."""
+    """Send a message: stores it and a pending reply, whose run starts at once (202). It answers
+    the active leaf, or ``parent_id``, whose branch then becomes the active one."""
     conversation = _conversation(conversation_id)
     body: SendMessage = json_body()
-    message, run = services.send_message(conversation, body.content, body.model)
+    message, run = services.send_message(conversation, body.content, body.model, body.parent_id)
     db.session.commit()
-    runs.launch(run.id)
-    reply = db.session.get(Message, run.message_id)
-    assert reply is not None
-    return SendResult(
-        message=MessageOut.of(message),
-        reply=MessageOut.of(reply),
-        stream_url=url_for(".stream", message_id=reply.id),
-    ), 202
+    return _sent(message, run), 202
+
+
+@bp.post("/conversations/<uuid:conversation_id>/active")
+@spec.validate(json=SetActive, resp=responses(200, ConversationOut, 400, 404))
+def set_active(conversation_id: uuid.UUID):
+    """Show another branch: the active leaf becomes the newest leaf under ``message_id``."""
+    conversation = _conversation(conversation_id)
+    body: SetActive = json_body()
+    services.switch_branch(conversation, _message_in(conversation, body.message_id, "message_id"))
+    db.session.commit()
+    return ConversationOut.of(conversation)
 
 
 @bp.get("/messages/<uuid:message_id>")
@@ -209,7 +279,7 @@ def stream(message_id: uuid.UUID):
 
 
 @bp.post("/messages/<uuid:message_id>/cancel")
-@spec.validate(resp=responses(202, CancelResult, 404, 409))
+@spec.validate(resp=responses(202, MessageResult, 404, 409))
 def cancel(message_id: uuid.UUID):
     """Stop the reply's run; it ends ``cancelled`` with its partial text kept."""
     message = _message(message_id)
@@ -217,7 +287,53 @@ def cancel(message_id: uuid.UUID):
     if run is None or run.status in Status.FINAL:
         fail(409, "This reply is not running.")
     runs.cancel(run.id)
-    return CancelResult(message=MessageOut.of(message)), 202
+    return MessageResult(message=MessageOut.of(message)), 202
+
+
+@bp.post("/messages/<uuid:message_id>/edit")
+@spec.validate(
+    json=EditMessage,
+    resp=responses(202, SendResult, 400, 404, 409, 413, also={201: MessageResult}),
+)
+def edit_message(message_id: uuid.UUID):
+    """A new version of a message, beside the original, on the active branch: a user message's
+    gets a reply (202, as sending), an assistant message's is stored as it is (201)."""
+    body: EditMessage = json_body()
+    edited, run = services.edit_message(_message(message_id), body.content)
+    db.session.commit()
+    if run is None:
+        return MessageResult(message=MessageOut.of(edited)), 201
+    return _sent(edited, run), 202
+
+
+@bp.post("/messages/<uuid:message_id>/regenerate")
+@spec.validate(json=Regenerate, resp=responses(202, ReplyResult, 400, 404, 409))
+def regenerate(message_id: uuid.UUID):
+    """Another reply: beside an assistant reply, or to a user message; it becomes the active
+    branch and its run starts at once (202)."""
+    body: Regenerate = json_body()
+    run = services.regenerate(_message(message_id), body.model)
+    db.session.commit()
+    return _launched(run), 202
+
+
+@bp.post("/messages/<uuid:message_id>/fork")
+@spec.validate(resp=responses(201, ConversationOut, 404, 409))
+def fork(message_id: uuid.UUID):
+    """A new conversation holding a copy of the path from the root down to the message."""
+    copy = services.fork(current_api_user(), _message(message_id))
+    db.session.commit()
+    return ConversationOut.of(copy), 201
+
+
+@bp.put("/messages/<uuid:message_id>/feedback")
+@spec.validate(json=FeedbackIn, resp=responses(200, MessageOut, 400, 404))
+def set_feedback(message_id: uuid.UUID):
+    """Rate a reply up or down (null clears it), with an optional comment."""
+    body: FeedbackIn = json_body()
+    message = services.set_feedback(_message(message_id), body.rating, body.comment)
+    db.session.commit()
+    return MessageOut.of(message)
 
 
 @bp.get("/models")

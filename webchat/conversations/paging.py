@@ -185,6 +185,36 @@ def window(
     return _window(active, items, more, False)
 
 
+def in_time_order(
+    conversation: Conversation,
+    after: Message | None,
+    before: Message | None,
+    limit: int,
+    offset: int = 0,
+) -> tuple[list[Message], bool]:
+    """Up to ``limit`` messages of the whole tree (every branch) by ``(created_at, id)``, oldest
+    first, and whether more remain in the direction walked: forwards after ``after`` (from the
+    first when None) and before ``before`` (to the last when None), or, given ``before`` alone,
+    backwards from it (the newest before it). ``offset`` skips that many first (forwards) or
+    newest (backwards). A keyset read of ``ix_messages_conversation_created``:
+    ``offset + limit + 1`` rows whatever the conversation's size."""
+    query = _messages(conversation)
+    position = tuple_(Message.created_at, Message.id)
+    if after is not None:
+        query = query.where(position > key_of(after))
+    if before is not None:
+        query = query.where(position < key_of(before))
+    backwards = before is not None and after is None
+    order = (
+        (Message.created_at.desc(), Message.id.desc())
+        if backwards
+        else (Message.created_at, Message.id)
+    )
+    rows = list(db.session.scalars(query.order_by(*order).offset(offset).limit(limit + 1)))
+    items = rows[:limit]
+    return (items[::-1] if backwards else items), len(rows) > limit
+
+
 @dataclass(frozen=True)
 class ConversationCursor:
     """A position in a user's conversation list: ``<pinned 0|1>.<updated_at µs>.<id hex>``."""

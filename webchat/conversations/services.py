@@ -161,12 +161,20 @@ def _refuse_while_streaming(conversation: Conversation) -> None:
 
 def _message_of(conversation: Conversation, message_id: uuid.UUID | str, field: str) -> Message:
     """The message ``message_id`` of ``conversation``. Raises :class:`InvalidInput`: 400 for a
-    malformed id or one of another conversation, 404 for an unknown one."""
+    malformed id or one of another conversation of the same user, 404 for an unknown one (or
+    another user's: their ids are "not found" everywhere)."""
     try:
         mid = message_id if isinstance(message_id, uuid.UUID) else uuid.UUID(str(message_id))
     except ValueError:
         raise InvalidInput(f"{field} must be a message id (a UUID).", field=field) from None
     message = db.session.get(Message, mid)
+    if message is not None and message.conversation_id != conversation.id:
+        owner = db.session.get(User, conversation.user_id)
+        assert owner is not None
+        try:
+            owned_message(owner, mid)
+        except NotFound:
+            message = None
     if message is None:
         raise InvalidInput(f"No message {mid}.", field=field, status=404)
     if message.conversation_id != conversation.id:
