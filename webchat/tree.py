@@ -450,7 +450,7 @@ def siblings(messages: Iterable[Message]) -> dict[uuid.UUID, Siblings]:
     root."""
     messages = list(messages)
     parent_ids = {m.parent_id for m in messages if m.parent_id is not None}
-    groups: dict[uuid.UUID | None, list[uuid.UUID]] = {}
+    groups: dict[uuid.UUID, list[uuid.UUID]] = {}
     if parent_ids:
         for row in db.session.execute(
             select(_messages.c.id, _messages.c.parent_id)
@@ -458,9 +458,9 @@ def siblings(messages: Iterable[Message]) -> dict[uuid.UUID, Siblings]:
             .order_by(_messages.c.parent_id, _messages.c.created_at, _messages.c.id)
         ):
             groups.setdefault(row.parent_id, []).append(row.id)
-    roots = {m.conversation_id for m in messages if m.parent_id is None}
-    for conversation_id in roots:
-        groups[None] = list(
+    roots: dict[uuid.UUID, list[uuid.UUID]] = {}  # a conversation's roots, by conversation
+    for conversation_id in {m.conversation_id for m in messages if m.parent_id is None}:
+        roots[conversation_id] = list(
             db.session.scalars(
                 select(_messages.c.id)
                 .join(_segments, _segments.c.id == _messages.c.segment_id)
@@ -474,7 +474,8 @@ def siblings(messages: Iterable[Message]) -> dict[uuid.UUID, Siblings]:
         )
     out: dict[uuid.UUID, Siblings] = {}
     for m in messages:
-        group = groups.get(m.parent_id) or [m.id]
+        found = groups.get(m.parent_id) if m.parent_id else roots.get(m.conversation_id)
+        group = found or [m.id]
         i = group.index(m.id) if m.id in group else 0
         out[m.id] = Siblings(
             index=i + 1,
