@@ -21,8 +21,8 @@ from sqlalchemy import event, select
 
 from webchat.conversations import paging, services
 from webchat.extensions import db
-from webchat.models import Conversation, Message, Role, Status, User
-from webchat.seed import seed
+from webchat.models import Conversation, Status, User
+from webchat.seed import branch_prompts, seed
 from webchat.streaming import runs, store
 
 from .conftest import sign_up
@@ -91,24 +91,14 @@ def seeded(app, email: str, messages: int) -> Seeded:
         (cid,) = seed(user, messages=messages, branches=BRANCHES, random_seed=messages)
         conversation = db.session.get(Conversation, cid)
         assert conversation is not None and conversation.active_message_id is not None
-        edits = db.session.scalars(
-            select(Message)
-            .where(
-                Message.conversation_id == cid,
-                Message.meta["branch"].as_boolean(),
-                Message.role == Role.USER,
-            )
-            .order_by(Message.created_at)
-        ).all()
-        assert len(edits) == BRANCHES
-        originals = [
-            db.session.scalars(
-                select(Message.id).where(Message.parent_id == e.parent_id, Message.id != e.id)
-            ).one()
-            for e in edits
-        ]
+        prompts = branch_prompts(cid)
+        assert len(prompts) == BRANCHES
         return Seeded(
-            cid, user.id, conversation.active_message_id, [e.id for e in edits], originals
+            cid,
+            user.id,
+            conversation.active_message_id,
+            [edit for edit, _ in prompts],
+            [original for _, original in prompts],
         )
 
 
