@@ -8,12 +8,16 @@ The JSON document (``format`` ``"webchat.conversation"``, ``version`` 1)::
 
     {"format": "webchat.conversation", "version": 1, "exported_at": "<ISO 8601>",
      "conversation": {"id", "title", "model", "system_prompt", "metadata", "pinned",
-                      "archived_at", "deleted_at", "created_at", "updated_at"},
-     "messages": [{every column of the message but conversation_id}, ...],   # oldest first
+                      "archived_at", "deleted_at", "created_at", "updated_at",
+                      "active_message_id"},
+     "messages": [{every column of the message but conversation_id, segment_id, depth}, ...],
      "runs": [{every column of the run but conversation_id}, ...]}
 
-Times are ISO 8601 UTC with microseconds, ids are UUID strings, JSON columns are as stored; so
-:mod:`webchat.porting.native` re-imports a document exactly.
+Messages are oldest first; every branch of the tree is there (``parent_id``), and
+``active_message_id`` is the leaf of the path the person reads. ``segment_id`` and ``depth``
+index the tree and are rebuilt on import. Times are ISO 8601 UTC with microseconds, ids are
+UUID strings, JSON columns are as stored; so :mod:`webchat.porting.native` re-imports a
+document exactly (the whole tree, its active leaf, feedback).
 """
 
 from __future__ import annotations
