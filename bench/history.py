@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from webchat import tree
 from webchat.api import tokens
 from webchat.auth import services as accounts
 from webchat.conversations import paging
@@ -94,7 +95,8 @@ def prepare(app, sizes: list[int], conversations: int, kind: str) -> dict:
         middles = {}
         for size, cid in ids.items():
             conversation = db.session.get(Conversation, cid)
-            items, _more = paging.newer(conversation, None, 1, offset=size // 2)
+            path = tree.active_path(conversation) if conversation is not None else None
+            items, _more = paging.newer(path, None, 1, offset=size // 2)
             middles[size] = str(items[0].id)
         middle_cursor = str(paging.conversations_page(many, limit=conversations // 2)[1])
         setup = {

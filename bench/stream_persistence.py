@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import event, insert, select
 
+from webchat import tree
 from webchat.conversations import services
 from webchat.extensions import db
 from webchat.models import Conversation, Message, Role, Run, Status, User, new_id, utcnow
@@ -85,10 +86,10 @@ class StatementLog:
 
 
 def add_history(user_id: int, messages: int) -> uuid.UUID:
-    """A conversation of ``messages`` complete messages, each the parent of the next, every
-    assistant message with its run; returns its id. Bulk inserts (commits); PostgreSQL skips
-    triggers and foreign-key checks for the load (the rows are consistent), which keeps 100,000
-    messages to seconds."""
+    """A conversation of ``messages`` complete messages, each the parent of the next (placed in
+    its tree, the last one the active leaf), every assistant message with its run; returns its
+    id. Bulk inserts (commits); PostgreSQL skips triggers and foreign-key checks for the load
+    (the rows are consistent), which keeps 100,000 messages to seconds."""
     if db.engine.dialect.name == "postgresql":
         db.session.execute(db.text("SET LOCAL session_replication_role = replica"))
     conversation = Conversation(id=new_id(), user_id=user_id, title=f"{messages} messages")
@@ -113,8 +114,10 @@ def add_history(user_id: int, messages: int) -> uuid.UUID:
         )
         parent = mid
     page = {"insertmanyvalues_page_size": 1000}
+    tree.place_rows(conversation.id, rows)  # one segment: each message its parent's first child
     db.session.execute(insert(Run.__table__).execution_options(**page), run_rows)
     db.session.execute(insert(Message.__table__).execution_options(**page), rows)
+    tree.set_active(conversation.id, parent)
     db.session.commit()
     return conversation.id
 

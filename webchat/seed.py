@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
 from . import tree
 from .auth import services as accounts
@@ -342,6 +342,30 @@ def _branch_rows(texts: _Texts, conversation_id: uuid.UUID, main: _MessageRows) 
             if role == Role.ASSISTANT:
                 row["run"] = _run_row(conversation_id, mid, pid, texts.model, when)
             yield row
+
+
+def branch_prompts(conversation_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """``(edited prompt, original prompt)`` ids of each branch point :func:`seed` made in the
+    conversation, nearest the root first: the edit starts a branch, the original is the long
+    line's prompt it is a version of (a sibling). For benchmarks and tests."""
+    edits = db.session.execute(
+        select(Message.id, Message.parent_id)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.meta["branch"].as_boolean(),
+            Message.role == Role.USER,
+        )
+        .order_by(Message.depth)
+    ).all()
+    originals = dict(
+        db.session.execute(
+            select(Message.parent_id, Message.id).where(
+                Message.parent_id.in_([e.parent_id for e in edits]),
+                Message.id.not_in([e.id for e in edits]),
+            )
+        ).all()
+    )
+    return [(e.id, originals[e.parent_id]) for e in edits]
 
 
 @click.command("seed")

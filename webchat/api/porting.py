@@ -16,8 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidInput
 from ..porting import FORMATS, ImportReport, import_upload
-from ..porting.export import filename
-from ..porting.views import BULK_EXPORTS, EXPORTS, download
+from ..porting.views import BULK_EXPORTS, conversation_download, download
 from ..search import BadCursor, Filters, search
 from ..search.query import MAX_LIMIT, MAX_OFFSET
 from .auth import current_api_user
@@ -77,6 +76,10 @@ class ExportQuery(BaseModel):
 
     format: Literal["json", "markdown"] = Field(
         "json", description="json: complete, re-importable; markdown: readable."
+    )
+    branches: Literal["all"] = optional(
+        description="markdown: every branch, each under its own heading (left out: the active "
+        "path only). json always holds the whole tree and its active leaf."
     )
 
 
@@ -172,12 +175,12 @@ def search_messages():
 @bp.get("/conversations/<uuid:conversation_id>/export")
 @documented(spec.validate(query=ExportQuery, resp=responses(200, None, 400, 404), tags=["export"]))
 def export_conversation(conversation_id: uuid.UUID):
-    """Download one conversation, streamed: webchat JSON (every field of every message and run;
-    ``POST /import`` takes it back exactly) or Markdown."""
+    """Download one conversation, streamed: webchat JSON (every field of every message and run,
+    the whole tree and its active leaf; ``POST /import`` takes it back exactly) or Markdown (the
+    active path; ``branches=all``: every branch)."""
     query: ExportQuery = _validated(ExportQuery, request.args.to_dict())
     conversation = _conversation(conversation_id)
-    mimetype, extension, chunks = EXPORTS[query.format]
-    return download(chunks(conversation), mimetype, filename(conversation, extension))
+    return conversation_download(conversation, query.format, query.branches == "all")
 
 
 @bp.get("/export")

@@ -4,8 +4,9 @@ The file is a JSON array of conversations. Each has a ``mapping`` of nodes ``{id
 "parent", "children"}}`` — a tree, since an edited prompt or a regenerated answer adds a sibling —
 and ``current_node``, the leaf shown last. Every node with a visible message becomes a message
 whose ``parent_id`` follows the tree (hidden nodes are skipped and their children attached to the
-nearest kept ancestor), so branches survive; ``current_node`` is kept as
-``metadata.current_message_id``.
+nearest kept ancestor), so branches survive. ``current_node`` (or, when it is a skipped node,
+its nearest kept ancestor) is kept as ``metadata.current_message_id`` and becomes the active
+leaf: the conversation opens on the path ChatGPT showed, the other branches a click away.
 
 Messages by author and content type:
 
@@ -232,6 +233,7 @@ def read_conversation(raw: Any, report: ImportReport) -> DraftConversation:
         (k, None, None, created) for k in reversed(roots)
     ]
     seen: set[str] = set()
+    kept: dict[str, str | None] = {}  # node id → its own key if kept, else its kept ancestor's
     while stack:
         node_id, parent_key, parent_call, when = stack.pop()
         if node_id in seen:
@@ -249,12 +251,14 @@ def read_conversation(raw: Any, report: ImportReport) -> DraftConversation:
             messages.append(draft)
             parent_key, when = node_id, draft.created_at + timedelta(microseconds=1)
             parent_call = (draft.tool_call or {}).get("id") or parent_call
+        kept[node_id] = parent_key
         children = [c for c in node.get("children") or [] if isinstance(c, str)]
         stack.extend((c, parent_key, parent_call, when) for c in reversed(children))
     title = str(raw.get("title") or "").strip()
     if not title:
         first = next((m for m in messages if m.role == Role.USER), None)
         title = title_from(first.content) if first else "ChatGPT conversation"
+    current = raw.get("current_node")
     meta = {"source_model": raw.get("default_model_slug")}
     if raw.get("gizmo_id"):
         meta["gizmo_id"] = raw["gizmo_id"]
@@ -268,7 +272,7 @@ def read_conversation(raw: Any, report: ImportReport) -> DraftConversation:
         meta={k: v for k, v in meta.items() if v is not None},
         archived=bool(raw.get("is_archived")),
         pinned=bool(raw.get("is_starred")),
-        current_key=raw.get("current_node") if isinstance(raw.get("current_node"), str) else None,
+        current_key=kept.get(current) if isinstance(current, str) else None,
     )
 
 

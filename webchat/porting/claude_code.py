@@ -11,8 +11,10 @@ webchat stores parallel calls), each ``tool_result`` block as a ``tool`` message
 response; it is counted once, on the response's first message (the last line's figures).
 
 The tree is kept: ``parentUuid`` links (or ``logicalParentUuid`` across a compaction boundary),
-rewinds (several children of one parent) and sidechains (sub-agent lines, ``isSidechain``; a
-sidechain's first line, which has no parent, hangs under the ``Task`` call that started it).
+rewinds (several children of one parent: the abandoned attempt is a sibling branch) and
+sidechains (sub-agent lines, ``isSidechain``; a sidechain's first line, which has no parent,
+hangs under the ``Task`` call that started it). The active path ends at the newest message of
+the main chain (a sidechain is never the active leaf), which is where the session went on.
 ``summary`` lines name the conversation; ``queue-operation`` and ``file-history-snapshot`` lines
 are skipped; a line that is not JSON is counted and skipped, never fatal.
 
@@ -390,6 +392,8 @@ class _Reader:
         )
         title = self.custom_title or summary or (title_from(prompt) if prompt else "")
         when = self.first_at or datetime.now(UTC)
+        main = [(r.created_at, i) for i, r in enumerate(self.rows) if not r.meta.get("sidechain")]
+        current = self.rows[max(main)[1]].keys[0] if main else None
         project = re.split(r"[\\/]", str(self.meta.get("project_path") or "").rstrip("\\/"))[-1]
         return DraftConversation(
             source=SOURCE,
@@ -400,6 +404,7 @@ class _Reader:
             updated_at=self.last_at or when,
             messages=self.rows,
             meta={"session_id": self.session_id or name, "source_file": name, **self.meta},
+            current_key=current,
         )
 
 

@@ -63,8 +63,9 @@ class DraftConversation:
 
     ``title`` is "" when the source names none (a later import may bring one); ``messages``
     may come in any order (the writer puts parents first). ``current_key`` names
-    the message the source showed last (ChatGPT's ``current_node``); it is stored as
-    ``metadata.current_message_id``.
+    the message the source showed last (ChatGPT's ``current_node``, Claude Code's newest
+    main-chain line); it is stored as ``metadata.current_message_id`` and becomes the active
+    leaf (None: the newest message written).
     """
 
     source: str

@@ -8,12 +8,16 @@ The JSON document (``format`` ``"webchat.conversation"``, ``version`` 1)::
 
     {"format": "webchat.conversation", "version": 1, "exported_at": "<ISO 8601>",
      "conversation": {"id", "title", "model", "system_prompt", "metadata", "pinned",
-                      "archived_at", "deleted_at", "created_at", "updated_at"},
-     "messages": [{every column of the message but conversation_id}, ...],   # oldest first
+                      "archived_at", "deleted_at", "created_at", "updated_at",
+                      "active_message_id"},
+     "messages": [{every column of the message but conversation_id, segment_id, depth}, ...],
      "runs": [{every column of the run but conversation_id}, ...]}
 
-Times are ISO 8601 UTC with microseconds, ids are UUID strings, JSON columns are as stored; so
-:mod:`webchat.porting.native` re-imports a document exactly.
+Messages are oldest first; every branch of the tree is there (``parent_id``), and
+``active_message_id`` is the leaf of the path the person reads. ``segment_id`` and ``depth``
+index the tree and are rebuilt on import. Times are ISO 8601 UTC with microseconds, ids are
+UUID strings, JSON columns are as stored; so :mod:`webchat.porting.native` re-imports a
+document exactly (the whole tree, its active leaf, feedback).
 """
 
 from __future__ import annotations
@@ -24,15 +28,16 @@ import json
 import re
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, inspect, select, tuple_
 from sqlalchemy.orm import Mapper
 
+from .. import tree
 from ..extensions import db
-from ..models import Conversation, Message, Role, Run, User, utcnow
+from ..models import Conversation, Message, Role, Run, Segment, User, utcnow
 
 FORMAT = "webchat.conversation"
 VERSION = 1
@@ -136,9 +141,16 @@ def _tool_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2)
 
 
-def markdown_chunks(conversation: Conversation) -> Iterator[str]:
+def markdown_chunks(conversation: Conversation, branches: bool = False) -> Iterator[str]:
     """The conversation as readable Markdown: a heading per turn (your message, the assistant's
-    reply with its tool calls and results as fenced blocks, a system note), oldest first."""
+    reply with its tool calls and results as fenced blocks, a system note), oldest first.
+
+    What a person reads: the active path (root to the active leaf). With ``branches``, every
+    branch: the active path under ``## Branch 1``, then each other branch under a heading of
+    its own (``## Branch n · from message d, after …``) with the messages where it departs from
+    the branches above, down to its end (a branch point's shared messages are printed once).
+    Turns are ``###`` then. Read in batches of :data:`BATCH` messages, in bounded memory.
+    """
     yield f"# {conversation.title}\n\n"
     yield (
         f"*Exported from webchat on {_when(utcnow())} · model `{conversation.model}` · "
@@ -146,20 +158,85 @@ def markdown_chunks(conversation: Conversation) -> Iterator[str]:
     )
     if conversation.system_prompt:
         yield "\n**System prompt**\n\n" + _fence(conversation.system_prompt)
+    path = tree.active_path(conversation)
+    shown = _along(path) if path is not None else messages_of(conversation)
+    if not branches:
+        yield from _turns(shown, "##")
+        return
+    yield "\n## Branch 1 · the active path\n"
+    yield from _turns(shown, "###")
+    for number, (segment_id, lo, hi, parent) in enumerate(_other_branches(conversation, path), 2):
+        if parent is None:
+            yield f"\n## Branch {number} · another first message\n"
+        else:
+            gist = " ".join(parent.content.split())
+            gist = gist[:60] + ("…" if len(gist) > 60 else "")
+            who = {Role.USER: "you", Role.ASSISTANT: "the assistant"}.get(parent.role, parent.role)
+            yield f"\n## Branch {number} · from message {lo + 1}, after {who}: “{gist}”\n"
+        yield from _turns(_segment_messages(segment_id, lo, hi), "###")
+
+
+def _along(path: tree.Path) -> Iterator[Message]:
+    """The messages of ``path``, root first, :data:`BATCH` at a time (expunged once yielded)."""
+    for lo in range(0, path.length, BATCH):
+        for message in path.messages(lo, lo + BATCH - 1):
+            yield message
+            db.session.expunge(message)
+
+
+def _segment_messages(segment_id: uuid.UUID, lo: int, hi: int) -> Iterator[Message]:
+    """Messages ``lo``..``hi`` (depths) of one segment, in order, :data:`BATCH` at a time."""
+    for start in range(lo, hi + 1, BATCH):
+        rows = db.session.scalars(
+            select(Message)
+            .where(
+                Message.segment_id == segment_id,
+                Message.depth.between(start, min(hi, start + BATCH - 1)),
+            )
+            .order_by(Message.depth)
+        ).all()
+        for message in rows:
+            yield message
+            db.session.expunge(message)
+
+
+def _other_branches(
+    conversation: Conversation, path: tree.Path | None
+) -> list[tuple[uuid.UUID, int, int, Message | None]]:
+    """Every part of the tree off ``path``, as ``(segment id, lo, hi, the message it hangs
+    under)``: a segment the path does not cross, or the rest of one it leaves before its end.
+    Ordered by where they depart (depth), then by age; one query over the conversation's
+    segments (a row per branch point) and one per branch for the message it hangs under."""
+    crossed = {span.segment_id: span.hi for span in (path.spans if path is not None else [])}
+    parts: list[tuple[int, uuid.UUID, int, uuid.UUID | None]] = []
+    for seg in db.session.scalars(
+        select(Segment).where(Segment.conversation_id == conversation.id)
+    ):
+        if seg.id not in crossed:
+            parts.append((seg.start_depth, seg.id, seg.end_depth, seg.parent_message_id))
+        elif crossed[seg.id] < seg.end_depth:
+            on_path = path.messages(crossed[seg.id], crossed[seg.id]) if path else []
+            parts.append((crossed[seg.id] + 1, seg.id, seg.end_depth, on_path[0].id))
+    return [
+        (segment_id, lo, hi, db.session.get(Message, parent) if parent is not None else None)
+        for lo, segment_id, hi, parent in sorted(parts)
+    ]
+
+
+def _turns(messages: Iterable[Message], heading: str) -> Iterator[str]:
+    """Markdown of ``messages`` (in order): a ``heading`` per message of yours, per reply."""
     current_run = object()
-    for message in messages_of(conversation):
+    for message in messages:
         in_turn = message.run_id is not None and message.run_id == current_run
         current_run = message.run_id
-        if message.role == Role.USER:
-            yield f"\n## You · {_when(message.created_at)}\n\n{message.content.rstrip()}\n"
-            continue
-        if message.role == Role.SYSTEM:
-            yield f"\n## System · {_when(message.created_at)}\n\n{message.content.rstrip()}\n"
+        if message.role in (Role.USER, Role.SYSTEM):
+            who = "You" if message.role == Role.USER else "System"
+            yield f"\n{heading} {who} · {_when(message.created_at)}\n\n{message.content.rstrip()}\n"
             continue
         if not in_turn:
             model = (message.meta or {}).get("model") or ""
             label = "Assistant" + (f" · {model}" if model else "")
-            yield f"\n## {label} · {_when(message.created_at)}\n"
+            yield f"\n{heading} {label} · {_when(message.created_at)}\n"
         if message.role == Role.TOOL:
             result = message.tool_result if isinstance(message.tool_result, dict) else {}
             failed = result.get("error")

@@ -16,6 +16,7 @@ from ..conversations import paging
 from ..conversations import services as conversations
 from ..conversations.services import NotFound
 from ..errors import InvalidInput
+from ..models import Conversation
 from . import export
 from .report import ImportReport
 
@@ -52,19 +53,33 @@ def download(chunks, mimetype: str, filename: str):
     )
 
 
+def conversation_download(conversation: Conversation, kind: str, branches: bool = False):
+    """The download of one conversation as ``kind`` (a key of :data:`EXPORTS`); Markdown of
+    the active path, or of every branch with ``branches`` (JSON always holds the whole tree)."""
+    mimetype, extension, chunks = EXPORTS[kind]
+    pieces = (
+        export.markdown_chunks(conversation, branches)
+        if kind == "markdown"
+        else chunks(conversation)
+    )
+    return download(pieces, mimetype, export.filename(conversation, extension))
+
+
 @bp.get("/c/<conversation_id>/export")
 @login_required
 def export_conversation(conversation_id: str):
-    """Download one conversation: ``?format=markdown`` (readable) or ``json`` (complete)."""
+    """Download one conversation: ``?format=markdown`` (readable: the active path, or every
+    branch with ``&branches=all``) or ``json`` (complete)."""
     kind = request.args.get("format", "markdown")
     if kind not in EXPORTS:
         abort(400, "format must be markdown or json.")
+    if request.args.get("branches", "all") != "all":
+        abort(400, "branches must be all, or left out for the active path.")
     try:
         conversation = conversations.owned_conversation(current_user, conversation_id)
     except NotFound:
         abort(404, "No such conversation.")
-    mimetype, extension, chunks = EXPORTS[kind]
-    return download(chunks(conversation), mimetype, export.filename(conversation, extension))
+    return conversation_download(conversation, kind, "branches" in request.args)
 
 
 @bp.get("/export")
