@@ -162,7 +162,7 @@
   document.addEventListener("htmx:beforeSwap", function (e) {
     var el = messages();
     if (!el || e.detail.target !== el || e.detail.xhr.status >= 300) return;
-    var form = e.detail.elt;
+    var form = e.detail.requestConfig && e.detail.requestConfig.elt; // detail.elt is the target
     var bubble = form && form.closest && form.closest(".msg");
     if (form && form.dataset && form.dataset.focus && bubble) {
       switching = { id: form.dataset.focus, step: form.dataset.step,
