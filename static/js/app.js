@@ -66,11 +66,12 @@
   var reading = null;
   document.addEventListener("htmx:beforeSwap", function (e) {
     var el = messages(), t = e.detail.target;
+    var requester = e.detail.requestConfig && e.detail.requestConfig.elt; // detail.elt: target
     if (!el) return;
     if (t && t.classList && t.classList.contains("history-more")) {
       reading = { older: t.classList.contains("older"), top: el.scrollTop,
                   fromBottom: el.scrollHeight - el.scrollTop };
-    } else if (e.detail.elt === composer() && e.detail.xhr.status < 300
+    } else if (requester === composer() && e.detail.xhr.status < 300
                && el.querySelector(".history-more.newer")) {
       // The newest messages are not loaded here: open the end, where the reply streams.
       e.detail.shouldSwap = false;

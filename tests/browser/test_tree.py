@@ -56,7 +56,7 @@ def test_regenerate_switch_edit_and_reload(page: Page, server):
     user = page.locator("article.msg.user")
     user.hover()
     user.get_by_role("link", name="Edit").click()
-    editor = page.get_by_label("Edit your message")
+    editor = page.get_by_label("Edit your prompt")
     expect(editor).to_be_focused()
     editor.fill("Name a flower")
     editor.press("Enter")
