@@ -222,6 +222,9 @@ def test_regenerate_a_tool_message_or_an_unknown_id_is_refused_inline(app, user_
     assert unknown.status_code == 404 and "No such message" in text(unknown)
     assert unknown.headers["HX-Retarget"] == "next .action-error"
     assert post(user_client, "/m/not-a-uuid/switch", htmx=True).status_code == 404
+    no_edit = user_client.get(f"/m/{tool.id}/edit", headers={"HX-Request": "true"})
+    assert no_edit.status_code == 400 and "tool message can&#39;t be edited" in text(no_edit)
+    assert no_edit.headers["HX-Retarget"] == "next .action-error"
     assert count_messages(app) == before
     # A reply with tool calls is one bubble: regenerate it, but no in-place edit.
     page = text(user_client.get(f"/c/{cid}"))

@@ -197,6 +197,22 @@
     ta.setSelectionRange(ta.value.length, ta.value.length);
   });
 
+  // The toolbar's small menus (another model, a comment) close with Escape or a click outside.
+  function closeMenus(except) {
+    document.querySelectorAll(".msg-toolbar details[open]").forEach(function (d) {
+      if (d !== except) d.open = false;
+    });
+  }
+  document.addEventListener("click", function (e) {
+    closeMenus(e.target.closest && e.target.closest(".msg-toolbar details"));
+  });
+  document.addEventListener("keydown", function (e) {
+    var menu = e.key === "Escape" && e.target.closest && e.target.closest(".msg-toolbar details[open]");
+    if (!menu) return;
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  });
+
   // A link to a message (#m-<id>) outside the loaded window opens the window around it.
   function openLinkedMessage() {
     var m = /^#m-([0-9a-f-]{36})$/.exec(location.hash);

@@ -121,3 +121,42 @@ def test_a_reply_keeps_streaming_across_a_branch_switch(page: Page, server):
     status, content = stored(server, live_id)
     assert status == "complete"
     assert " ".join(bubble.locator(".msg-body").inner_text().split()) == " ".join(content.split())
+
+
+def test_copy_edit_a_reply_and_feedback(page: Page, server):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    sign_up(page, server)
+    ask(page, "Say hello")
+    bubble = reply(page)
+    bubble.hover()
+    bubble.get_by_role("button", name="Copy").click()
+    expect(bubble.get_by_role("button", name="Copied")).to_be_visible()
+    _, content = stored(server, bubble.get_attribute("id")[2:])
+    assert page.evaluate("navigator.clipboard.readText()") == content  # the raw Markdown
+
+    # Edit the reply: saved as a new version (Ctrl+Enter), rendered, no run.
+    bubble.get_by_role("link", name="Edit").click()
+    editor = page.get_by_label("Edit the reply")
+    editor.fill("Hello in **Python**:\n\n```python\nprint('hello')\n```")
+    editor.press("Control+Enter")
+    bubble = reply(page)
+    expect(bubble.locator("strong")).to_have_text("Python")
+    expect(versions(bubble)).to_have_text("2/2")
+    expect(bubble).to_contain_text("edited")
+    bubble.locator("pre").hover()
+    bubble.get_by_role("button", name="Copy code").click()
+    assert page.evaluate("navigator.clipboard.readText()") == "print('hello')\n"
+
+    # Thumbs down opens the comment box; the comment is stored and shown.
+    bubble.get_by_role("button", name="Bad reply").click()
+    comment = page.get_by_label("What was wrong with it?")
+    expect(comment).to_be_focused()
+    comment.fill("Too short")
+    comment.press("Tab")
+    page.get_by_role("button", name="Save").click()
+    expect(reply(page).locator(".feedback-note")).to_have_text("“Too short”")
+    page.reload()
+    expect(reply(page).get_by_role("button", name="Bad reply")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(reply(page).locator(".feedback-note")).to_have_text("“Too short”")

@@ -322,7 +322,7 @@ def _tree_done(conversation: Conversation, focus_id, around: bool = False):
 
 
 def _message_action(view: Callable) -> Callable:
-    """A POST on one of the user's messages: ``view(message, conversation)``. Another user's
+    """An action on one of the user's messages: ``view(message, conversation)``. Another user's
     or an unknown id is a 404, and an :class:`InvalidInput` it raises is answered inline
     (:func:`_action_error`); either way nothing is stored."""
 
@@ -339,17 +339,15 @@ def _message_action(view: Callable) -> Callable:
 
 
 @bp.get("/m/<message_id>/edit")
-@login_required
-def edit(message_id: str):
+@_message_action
+def edit(message: Message, conversation: Conversation):
     """The edit form of a user or assistant message, in place of its bubble (htmx), or the
     page around it with the form in place (no JavaScript)."""
-    message = _message_or_404(message_id)
     if message.role not in ("user", "assistant") or message.is_active:
-        abort(400, "This message can't be edited.")
+        raise InvalidInput(f"This {message.role} message can't be edited now.")
     if request.htmx:
         html = render_template("conversations/_edit.html", message=message)
         return htmx.vary(make_response(html))
-    conversation = _conversation_or_404(str(message.conversation_id))
     window = paging.window(conversation, limit=_limit(), around=str(message.id))
     return _page(conversation, window, editing=message.id)
 
