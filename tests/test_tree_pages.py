@@ -62,7 +62,7 @@ def chat(app, user_client):
 def test_toolbar_on_every_message(app, user_client, chat):
     cid, user, reply = chat
     page = text(user_client.get(f"/c/{cid}"))
-    assert page.count('role="toolbar"') == 2
+    assert page.count('class="msg-toolbar"') == 2
     for label in ("Copy", "Edit", "Regenerate", "Fork", "Good reply", "Bad reply"):
         assert f'aria-label="{label}"' in page
     assert 'data-copy="Explain **trees**"' in page  # the raw Markdown, from the server
