@@ -156,6 +156,7 @@ def main() -> None:
                         page.wait_for_timeout(300)
                         page.screenshot(path=OUT / "search-dark.png")
                     if scheme == "light":
+                        page.mouse.move(5, 790)  # away from the toolbars
                         page.get_by_label("Message").fill("And how do I resume after a reload?")
                         page.get_by_label("Message").press("Enter")
                         page.wait_for_timeout(1800)
