@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from webchat.extensions import db
 from webchat.models import Conversation, Message, Run
 from webchat.providers import register
-from webchat.providers.base import Finish, TextDelta, ToolCall
+from webchat.providers.base import Finish, ProviderError, TextDelta, ToolCall
 
 from .conftest import parse_sse, post, sign_up, wait_for_runs
 from .fakes.queued import QueuedProvider
@@ -342,3 +342,23 @@ def test_another_users_ids_are_404(app, client):
     with app.app_context():
         assert db.session.get(Message, reply.id).feedback_rating is None
         assert db.session.scalar(select(func.count()).select_from(Conversation)) == 1
+
+
+def test_a_forked_failed_reply_can_be_retried(app, user_client):
+    fake = QueuedProvider()
+    register(app, fake)
+    fake.queue(TextDelta("Half"), ProviderError("upstream broke"))
+    response = post(user_client, "/c", {"content": "try me", "model": "fake/model"})
+    cid = response.headers["Location"].rsplit("/", 1)[1]
+    wait_for_runs(app)
+    failed = messages_of(app, cid)[-1]
+    forked = post(user_client, f"/m/{failed.id}/fork")
+    new_cid = forked.headers["Location"].rsplit("/", 1)[1]
+    user_copy, failed_copy = messages_of(app, new_cid)
+    with app.app_context():
+        run = db.session.get(Run, failed_copy.run_id)
+        assert (run.message_id, run.user_message_id) == (failed_copy.id, user_copy.id)
+    retried = post(user_client, f"/m/{failed_copy.id}/retry")
+    assert retried.status_code == 303
+    wait_for_runs(app)
+    assert [m.parent_id for m in messages_of(app, new_cid)[1:]] == [user_copy.id] * 2
