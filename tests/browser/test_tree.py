@@ -160,3 +160,32 @@ def test_copy_edit_a_reply_and_feedback(page: Page, server):
         "aria-pressed", "true"
     )
     expect(reply(page).locator(".feedback-note")).to_have_text("“Too short”")
+
+
+def test_toolbar_shows_on_hover_on_keyboard_focus_and_always_on_touch(page: Page, server):
+    sign_up(page, server)
+    ask(page, "Hello")
+    actions = reply(page).locator(".msg-actions")
+    page.mouse.move(1, 1)
+    expect(actions).to_have_css("opacity", "0")
+    reply(page).hover()
+    expect(actions).to_have_css("opacity", "1")
+    page.mouse.move(1, 1)
+    expect(actions).to_have_css("opacity", "0")
+    reply(page).get_by_role("button", name="Copy").focus()  # as Tab would
+    expect(actions).to_have_css("opacity", "1")
+
+    phone = page.context.browser.new_context(
+        viewport={"width": 390, "height": 780},
+        has_touch=True,
+        is_mobile=True,
+        storage_state=page.context.storage_state(),
+    )
+    touch = phone.new_page()
+    touch.goto(page.url)
+    assert touch.evaluate("matchMedia('(hover: none)').matches")
+    expect(touch.locator("article.msg.assistant .msg-actions")).to_have_css("opacity", "1")
+    expect(touch.locator("article.msg.user .msg-actions")).to_have_css("opacity", "1")
+    box = touch.locator("article.msg.assistant .msg-toolbar").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390  # fits a phone's width
+    phone.close()
