@@ -362,3 +362,11 @@ def test_a_forked_failed_reply_can_be_retried(app, user_client):
     assert retried.status_code == 303
     wait_for_runs(app)
     assert [m.parent_id for m in messages_of(app, new_cid)[1:]] == [user_copy.id] * 2
+
+
+def test_retry_refusals_are_inline(app, user_client, chat):
+    cid, user, reply = chat
+    refused = post(user_client, f"/m/{user.id}/retry", htmx=True)  # not a reply
+    assert refused.status_code == 400 and "only a finished assistant reply" in text(refused)
+    assert refused.headers["HX-Retarget"] == "next .action-error"
+    assert post(user_client, f"/m/{uuid.uuid4()}/retry", htmx=True).status_code == 404

@@ -208,25 +208,6 @@ def cancel(message_id: str):
     return redirect(url_for(".show", conversation_id=message.conversation_id), 303)
 
 
-@bp.post("/m/<message_id>/retry")
-@login_required
-def retry(message_id: str):
-    """Generate a new reply to the message a failed or stopped reply answered."""
-    message = _message_or_404(message_id)
-    conversation = _conversation_or_404(str(message.conversation_id))
-    try:
-        if services.has_active_reply(conversation):
-            raise ValueError("a reply is still streaming")
-        run = runs.retry(message)
-    except ValueError as exc:
-        db.session.rollback()
-        abort(400, f"This reply can't be retried: {exc}.")
-    conversation.updated_at = run.created_at
-    db.session.commit()
-    runs.launch(run.id)
-    return _tree_done(conversation, run.message_id)
-
-
 @bp.post("/c/<conversation_id>/settings")
 @login_required
 def update_settings(conversation_id: str):
@@ -387,6 +368,22 @@ def save_edit(message: Message, conversation: Conversation):
 def regenerate(message: Message, conversation: Conversation):
     """Stream another reply in place of this one (a sibling version), with ``model`` if given."""
     run = services.regenerate(message, request.form.get("model") or None)
+    db.session.commit()
+    runs.launch(run.id)
+    return _tree_done(conversation, run.message_id)
+
+
+@bp.post("/m/<message_id>/retry")
+@_message_action
+def retry(message: Message, conversation: Conversation):
+    """Generate a new reply to the message a failed or stopped reply answered."""
+    if services.has_active_reply(conversation):
+        raise InvalidInput("This reply can't be retried: a reply is still streaming.", status=409)
+    try:
+        run = runs.retry(message)
+    except ValueError as exc:
+        raise InvalidInput(f"This reply can't be retried: {exc}.") from None
+    conversation.updated_at = run.created_at
     db.session.commit()
     runs.launch(run.id)
     return _tree_done(conversation, run.message_id)
