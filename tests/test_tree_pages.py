@@ -370,3 +370,19 @@ def test_retry_refusals_are_inline(app, user_client, chat):
     assert refused.status_code == 400 and "only a finished assistant reply" in text(refused)
     assert refused.headers["HX-Retarget"] == "next .action-error"
     assert post(user_client, f"/m/{uuid.uuid4()}/retry", htmx=True).status_code == 404
+
+
+def test_sending_twice_from_one_page_continues_the_path(app, user_client, chat):
+    cid, user, reply = chat
+    page = text(user_client.get(f"/c/{cid}"))
+    leaf = re.search(r'id="composer-parent" value="([^"]+)"', page).group(1)
+    assert leaf == str(reply.id)
+    for content in ("second", "third"):  # the composer keeps the parent it was rendered with
+        sent = post(user_client, f"/c/{cid}/messages", {"content": content, "parent_id": leaf})
+        assert sent.status_code == 303
+        wait_for_runs(app)
+    messages = messages_of(app, cid)
+    assert [m.content for m in messages[::2]] == ["Explain **trees**", "second", "third"]
+    assert all(m.parent_id == p.id for p, m in zip(messages, messages[1:], strict=False))
+    foreign = post(user_client, f"/c/{cid}/messages", {"content": "x", "parent_id": "nope"})
+    assert foreign.status_code == 400 and "parent_id" in text(foreign)

@@ -166,7 +166,7 @@ def send(conversation_id: str):
             conversation,
             content,
             request.form.get("model"),
-            parent_id=request.form.get("parent_id") or None,
+            parent_id=_continuation(conversation, request.form.get("parent_id")),
         )
     except InvalidInput as exc:
         db.session.rollback()
@@ -184,6 +184,17 @@ def send(conversation_id: str):
         reply_messages=[reply],
         **_tree_context([message, reply]),
     )
+
+
+def _continuation(conversation: Conversation, shown_leaf: str | None):
+    """The parent of a message sent from the page: the newest message under ``shown_leaf``
+    (the leaf of the path the page shows, from the composer), so the page continues the branch
+    it shows, past the messages added below it since it was rendered (the reply to the last
+    message sent, a reply's tool calls). None (the active leaf) when the form has none. Raises
+    :class:`InvalidInput` for a message not of this conversation."""
+    if not shown_leaf:
+        return None
+    return tree.newest_leaf(paging.find_message(conversation, shown_leaf, "parent_id"))
 
 
 @bp.get("/m/<message_id>/stream")
