@@ -14,9 +14,13 @@ pytestmark = pytest.mark.browser
 
 
 def ask(page: Page, text: str) -> None:
+    """Send ``text`` from the composer and wait for the whole reply."""
+    prompts = page.locator("article.msg.user")
+    before = prompts.count()
     composer = page.get_by_label("Message")
     composer.fill(text)
     composer.press("Enter")
+    expect(prompts).to_have_count(before + 1)
     expect(page.locator("article.msg.assistant").last).to_have_attribute(
         "data-status", "complete", timeout=20000
     )
@@ -78,6 +82,12 @@ def test_regenerate_switch_edit_and_reload(page: Page, server):
     expect(reply(page)).to_contain_text("Name a flower")
     page.reload()
     expect(reply(page)).to_contain_text("Name a flower")  # the active path was stored
+
+    # Two more messages from the same page: each answers the reply before it (one path).
+    ask(page, "And a bush?")
+    ask(page, "And a weed?")
+    expect(page.locator("article.msg.user")).to_have_count(3)
+    expect(page.locator("article.msg.assistant")).to_have_count(3)
 
 
 def stored(server, message_id: str) -> tuple[str, str]:
