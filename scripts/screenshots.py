@@ -2,8 +2,10 @@
 
 Usage: .venv/bin/python scripts/screenshots.py
 Starts webchat on a throw-away SQLite database, fills one conversation with a reply that shows
-Markdown, code, a table and a tool call, and captures the conversation page in light and dark, on a
-desktop and a phone, plus a reply mid-stream, search results and the sign-in page.
+Markdown, code, a table and a tool call — a prompt in two versions and a reply in three, so the
+message toolbar shows ‹ n/m › — and captures the conversation page in light and dark, on a desktop
+and a phone, the toolbar and its menus close up, the edit form, plus a reply mid-stream, search
+results and the sign-in page.
 """
 
 from __future__ import annotations
@@ -40,37 +42,80 @@ Each delta is appended with `content = content || :delta`, so a write costs the 
 """
 
 
+SHORTER = """Use `flask.stream_with_context` and yield `data:` lines:
+
+```python
+return Response(stream_with_context(events()), mimetype="text/event-stream")
+```
+"""
+
+
 def seed(folder: Path, db_url: str) -> None:
-    from webchat import create_app
+    from webchat import create_app, tree
     from webchat.auth.services import create_user
     from webchat.conversations import services
     from webchat.extensions import db
-    from webchat.models import Message, Role, Status
+    from webchat.models import Message, Role, Status, new_id
     from webchat.rendering import render_markdown
     from webchat.streaming.store import next_timestamp
 
     app = create_app({"DATABASE_URL": db_url, "INSTANCE_PATH": str(folder), "SECRET_KEY": "x"})
     with app.app_context():
         user = create_user("ada@example.com", "correct horse")
-        for title in ("Trip to Lisbon: a 3-day plan", "Regex for ISO dates", "SQL window functions"):
+        titles = ("Trip to Lisbon: a 3-day plan", "Regex for ISO dates", "SQL window functions")
+        for title in titles:
             services.create_conversation(user, title=title)
         conversation = services.create_conversation(user, title="Streaming SSE from Flask")
-        parent = None
-        for role, text in (
-            (Role.USER, "How do I stream Server-Sent Events from a Flask view?"),
-            (Role.ASSISTANT, REPLY),
-        ):
+
+        def add(parent: Message | None, role: str, text: str) -> Message:
             created = next_timestamp(parent.created_at if parent else None)
-            parent = Message(
-                conversation_id=conversation.id, parent_id=parent.id if parent else None,
-                role=role, content=text, status=Status.COMPLETE, created_at=created,
+            message = Message(
+                id=new_id(), conversation_id=conversation.id,
+                parent_id=parent.id if parent else None, role=role, content=text,
+                status=Status.COMPLETE, created_at=created,
                 updated_at=created, content_html=render_markdown(text),
                 meta={"model": "demo/echo", "usage": {"input_tokens": 14, "output_tokens": 120},
                       "finish_reason": "stop"} if role == Role.ASSISTANT else {},
             )  # fmt: skip
-            db.session.add(parent)
+            tree.attach(message, parent)
+            db.session.add(message)
             db.session.flush()
+            return message
+
+        first = add(None, Role.USER, "How do I stream events from Flask?")
+        add(first, Role.ASSISTANT, SHORTER)
+        prompt = add(None, Role.USER, "How do I stream Server-Sent Events from a Flask view?")
+        add(prompt, Role.ASSISTANT, SHORTER)
+        shown = add(prompt, Role.ASSISTANT, REPLY)
+        shown.feedback_rating = "up"
+        add(prompt, Role.ASSISTANT, REPLY.replace("small **Flask** view", "**Flask** view"))
+        tree.set_active(conversation, shown.id)
         db.session.commit()
+
+
+def tree_shots(page, scheme: str) -> None:
+    """The message toolbar close up: ‹ n/m ›, the Regenerate model menu, a comment on a reply,
+    and a prompt being edited in place."""
+    reply = page.locator("article.msg.assistant").filter(has=page.locator(".versions")).last
+    reply.hover()
+    reply.locator(".model-menu > summary").click()
+    page.wait_for_timeout(150)
+    box = reply.bounding_box()
+    assert box is not None
+    clip = {"x": box["x"] - 16, "y": box["y"] + box["height"] - 260, "width": box["width"] + 32,
+            "height": 400}  # fmt: skip
+    page.screenshot(path=OUT / f"tree-toolbar-{scheme}.png", clip=clip)
+    page.keyboard.press("Escape")
+    reply.locator(".model-menu > summary").click()  # closes it
+    if scheme == "light":
+        prompt = page.locator("article.msg.user").last
+        prompt.hover()
+        prompt.get_by_role("link", name="Edit").click()
+        page.get_by_label("Edit your prompt").wait_for()
+        page.wait_for_timeout(200)
+        page.screenshot(path=OUT / "tree-edit.png")
+        page.get_by_role("link", name="Cancel").click()
+        page.wait_for_selector("article.msg.user")
 
 
 def main() -> None:
@@ -88,7 +133,7 @@ def main() -> None:
                           "--disable-background-networking", "--disable-component-update",
                           "--disable-sync"],
                 )  # fmt: skip
-                for scheme in ("light", "dark"):
+                for scheme in ("dark", "light"):  # light last: it sends a message
                     ctx = browser.new_context(
                         viewport={"width": 1280, "height": 800}, color_scheme=scheme
                     )
@@ -101,19 +146,29 @@ def main() -> None:
                     page.get_by_role("button", name="Sign in").click()
                     page.get_by_role("link", name="Streaming SSE from Flask").click()
                     page.wait_for_selector("article.msg.assistant")
+                    reply = page.locator("article.msg.assistant").last
+                    reply.locator("pre").first.hover()  # its toolbar and the code's Copy show
+                    page.wait_for_timeout(200)
                     page.screenshot(path=OUT / f"conversation-{scheme}.png")
+                    tree_shots(page, scheme)
                     if scheme == "dark":
                         page.goto(server.url + "/search?q=stream+events")
                         page.wait_for_timeout(300)
                         page.screenshot(path=OUT / "search-dark.png")
                     if scheme == "light":
+                        page.mouse.move(5, 790)  # away from the toolbars
                         page.get_by_label("Message").fill("And how do I resume after a reload?")
                         page.get_by_label("Message").press("Enter")
                         page.wait_for_timeout(1800)
                         page.screenshot(path=OUT / "streaming.png")
+                        page.locator("article.msg.assistant").last.get_by_role(
+                            "button", name="Stop"
+                        ).click()
+                        page.wait_for_timeout(500)
                         mobile = browser.new_context(
                             viewport={"width": 390, "height": 780}, color_scheme=scheme,
                             storage_state=ctx.storage_state(), device_scale_factor=2,
+                            has_touch=True, is_mobile=True,
                         )  # fmt: skip
                         mpage = mobile.new_page()
                         mpage.goto(page.url)

@@ -133,6 +133,10 @@ def test_other_users_conversation_is_404(app, client):
     assert post(other, f"/c/{cid}/messages", {"content": "hi"}).status_code == 404
     assert post(other, f"/m/{reply.id}/retry").status_code == 404
     assert other.get("/c/not-a-uuid").status_code == 404
+    # the message tree's actions (tests/test_tree_pages.py sweeps them with htmx too)
+    assert other.get(f"/m/{reply.id}/edit").status_code == 404
+    for action in ("edit", "regenerate", "switch", "fork", "feedback"):
+        assert post(other, f"/m/{reply.id}/{action}", {"content": "x"}).status_code == 404
 
 
 def test_csrf_is_required(app, user_client):

@@ -7,8 +7,10 @@ import uuid
 
 from flask import render_template
 
+from .. import tree
 from ..extensions import db
 from ..models import Run
+from ..providers import available_models
 from ..rendering import render_plain
 from ..streaming.sse import StoredMessage
 from ..streaming.store import run_messages
@@ -37,4 +39,11 @@ class HtmlStreamFormat:
 
     def done(self, run_id: uuid.UUID) -> str:
         run = db.session.get(Run, run_id)
-        return render_template("conversations/_reply.html", run=run, messages=run_messages(run_id))
+        messages = run_messages(run_id)
+        return render_template(
+            "conversations/_reply.html",
+            run=run,
+            messages=messages,
+            siblings=tree.siblings(messages[:1]),
+            models=available_models(),
+        )

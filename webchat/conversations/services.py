@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import delete, exists, insert, select, update
 
 from .. import tree
 from ..errors import InvalidInput
@@ -377,6 +377,18 @@ def copy_path(path: tree.Path, target: Conversation, batch: int = 1000) -> None:
             rows.append(row)
         tree.place_rows(target.id, rows)
         _insert_copies(rows, run_rows)
+    # A copied run answers the copy of its user message, starting at the copy of its first
+    # message (retry and regenerate read them); set once the copies are in.
+    links = [
+        {
+            "id": r["id"],
+            "message_id": copied.get(r["first"]),
+            "user_message_id": copied.get(r["asked"]),
+        }
+        for r in run_rows
+    ]
+    if links:
+        db.session.execute(update(Run), links)  # ORM bulk UPDATE by primary key
     if previous is not None:
         tree.set_active(target, previous)
 
@@ -406,7 +418,7 @@ def _insert_copies(rows: list[dict[str, Any]], run_rows: list[dict[str, Any]]) -
             ],
         )
         for r in new_runs:
-            r["done"] = True
+            r.update(done=True, first=old[r["old"]].message_id, asked=old[r["old"]].user_message_id)
     db.session.execute(insert(Message), [{"meta": r.pop("metadata"), **r} for r in rows])
 
 

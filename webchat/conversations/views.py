@@ -1,6 +1,10 @@
-"""Conversation pages: the new-chat page, a conversation, sending, its stream, stop and retry."""
+"""Conversation pages: the new-chat page, a conversation, sending, its stream, stop and retry;
+the actions on a message of the tree (edit, regenerate, switch version, fork, feedback)."""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
 
 from flask import (
     Blueprint,
@@ -14,10 +18,10 @@ from flask import (
 from flask_login import current_user, login_required
 from htmx_flask import request  # flask's request, typed with .htmx
 
-from .. import htmx
+from .. import htmx, tree
 from ..errors import InvalidInput
 from ..extensions import db
-from ..models import Message
+from ..models import Conversation, Message, Run
 from ..providers import available_models
 from ..streaming import runs, sse
 from . import paging, services, titles
@@ -94,10 +98,7 @@ def create():
         return _composer_error(exc, content)
     db.session.commit()
     titles.launch(conversation, content or "", after=runs.launch(run.id))
-    url = url_for(".show", conversation_id=conversation.id)
-    if request.htmx:
-        return htmx.redirect(make_response("", 204), url)
-    return redirect(url, 303)
+    return _done(url_for(".show", conversation_id=conversation.id))
 
 
 @bp.get("/c/<conversation_id>")
@@ -122,21 +123,36 @@ def show(conversation_id: str):
         abort(404, "No such message in this conversation.")
     if fragment:
         html = render_template(
-            "conversations/_history.html", conversation=conversation, window=window
-        )
-        return htmx.vary(make_response(html))
-    response = make_response(
-        render_template(
-            "conversations/show.html",
+            "conversations/_history.html",
             conversation=conversation,
             window=window,
-            messages=window.messages,
-            streaming=services.has_active_reply(conversation),
-            **_sidebar(),
-            models=available_models(),
+            **_tree_context(window.messages),
         )
+        return htmx.vary(make_response(html))
+    return _page(conversation, window)
+
+
+def _tree_context(messages: Iterable[Message]) -> dict:
+    """What the message toolbars of a window need: each message's :class:`tree.Siblings` (one
+    query for the window) and the models a reply can be regenerated with."""
+    return {"siblings": tree.siblings(messages), "models": available_models()}
+
+
+def _page(conversation: Conversation, window: paging.Window, status: int = 200, **extra):
+    """The conversation page showing ``window``; ``extra`` goes to the templates (``editing``:
+    the id of a message shown as its edit form; ``action_error``: ``{"id", "text"}``, an error
+    shown in the toolbar of the bubble ``id``)."""
+    html = render_template(
+        "conversations/show.html",
+        conversation=conversation,
+        window=window,
+        messages=window.messages,
+        streaming=services.has_active_reply(conversation),
+        **_sidebar(),
+        **_tree_context(window.messages),
+        **extra,
     )
-    return htmx.vary(response)
+    return htmx.vary(make_response(html, status))
 
 
 @bp.post("/c/<conversation_id>/messages")
@@ -146,7 +162,12 @@ def send(conversation_id: str):
     conversation = _conversation_or_404(conversation_id)
     content = request.form.get("content")
     try:
-        message, run = services.send_message(conversation, content, request.form.get("model"))
+        message, run = services.send_message(
+            conversation,
+            content,
+            request.form.get("model"),
+            parent_id=_continuation(conversation, request.form.get("parent_id")),
+        )
     except InvalidInput as exc:
         db.session.rollback()
         return _composer_error(exc, content, conversation)
@@ -155,9 +176,25 @@ def send(conversation_id: str):
     if not request.htmx:
         return redirect(url_for(".show", conversation_id=conversation.id), 303)
     reply = db.session.get(Message, run.message_id)
+    assert reply is not None
     return render_template(
-        "conversations/_turn.html", message=message, run=run, reply_messages=[reply]
+        "conversations/_turn.html",
+        message=message,
+        run=run,
+        reply_messages=[reply],
+        **_tree_context([message, reply]),
     )
+
+
+def _continuation(conversation: Conversation, shown_leaf: str | None):
+    """The parent of a message sent from the page: the newest message under ``shown_leaf``
+    (the leaf of the path the page shows, from the composer), so the page continues the branch
+    it shows, past the messages added below it since it was rendered (the reply to the last
+    message sent, a reply's tool calls). None (the active leaf) when the form has none. Raises
+    :class:`InvalidInput` for a message not of this conversation."""
+    if not shown_leaf:
+        return None
+    return tree.newest_leaf(paging.find_message(conversation, shown_leaf, "parent_id"))
 
 
 @bp.get("/m/<message_id>/stream")
@@ -180,28 +217,6 @@ def cancel(message_id: str):
     if request.htmx:
         return "", 204
     return redirect(url_for(".show", conversation_id=message.conversation_id), 303)
-
-
-@bp.post("/m/<message_id>/retry")
-@login_required
-def retry(message_id: str):
-    """Generate a new reply to the message a failed or stopped reply answered."""
-    message = _message_or_404(message_id)
-    conversation = _conversation_or_404(str(message.conversation_id))
-    try:
-        if services.has_active_reply(conversation):
-            raise ValueError("a reply is still streaming")
-        run = runs.retry(message)
-    except ValueError as exc:
-        db.session.rollback()
-        abort(400, f"This reply can't be retried: {exc}.")
-    conversation.updated_at = run.created_at
-    db.session.commit()
-    runs.launch(run.id)
-    if not request.htmx:
-        return redirect(url_for(".show", conversation_id=conversation.id), 303)
-    reply = db.session.get(Message, run.message_id)
-    return render_template("conversations/_reply.html", run=run, messages=[reply])
 
 
 @bp.post("/c/<conversation_id>/settings")
@@ -233,6 +248,193 @@ def update_settings(conversation_id: str):
         models=available_models(),
         saved=True,
     )
+
+
+# --- The tree: edit, regenerate, switch version, fork, feedback (services in services.py) ------
+# Each action is a POST on a message: htmx gets the messages area of the new active path (and
+# the composer's parent, out of band), a plain form is redirected to the page. A refused action
+# changes nothing and says why in the toolbar of its bubble (htmx: ``next .action-error`` from
+# the form; plain form: the page again with the error in place).
+
+
+def _owned(message_id: str) -> tuple[Message, Conversation]:
+    """The user's message and its conversation. Raises :class:`InvalidInput` (404)."""
+    try:
+        message = services.owned_message(current_user, message_id)
+    except NotFound:
+        raise InvalidInput("No such message: it may have been deleted.", status=404) from None
+    conversation = db.session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    return message, conversation
+
+
+def _bubble_id(message: Message):
+    """The id of the bubble showing ``message``: its run's first message, else its own."""
+    run = db.session.get(Run, message.run_id) if message.run_id else None
+    return run.message_id if run is not None and run.message_id else message.id
+
+
+def _limit() -> int:
+    return current_app.config["PAGE_SIZE"]
+
+
+def _action_error(exc: InvalidInput, message: Message | None = None):
+    """A refused action, inline: htmx gets the text for the error line after the form; a plain
+    form gets the page around ``message`` with the error in its bubble (or the error page)."""
+    db.session.rollback()
+    if request.htmx:
+        html = render_template("conversations/_action_error.html", error=exc.message)
+        return htmx.retarget(make_response(html, exc.status), "next .action-error", "innerHTML")
+    if message is None:
+        abort(exc.status, exc.message)
+    conversation = db.session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    window = paging.window(conversation, limit=_limit(), around=str(message.id))
+    error = {"id": _bubble_id(message), "text": exc.message}
+    return _page(conversation, window, exc.status, action_error=error)
+
+
+def _tree_done(conversation: Conversation, focus_id, around: bool = False):
+    """After an action that moved the active leaf: htmx gets the messages area of the active
+    path (its newest window, or the window ``around`` the message ``focus_id``) and the
+    composer's parent; a plain form is redirected to the page at ``focus_id``."""
+    if not request.htmx:
+        args = {"around": focus_id} if around else {}
+        url = url_for(".show", conversation_id=conversation.id, _anchor=f"m-{focus_id}", **args)
+        return redirect(url, 303)
+    window = paging.window(conversation, limit=_limit(), around=str(focus_id) if around else None)
+    html = render_template(
+        "conversations/_history.html",
+        conversation=conversation,
+        window=window,
+        composer_parent=True,
+        **_tree_context(window.messages),
+    )
+    return htmx.vary(make_response(html))
+
+
+def _message_action(view: Callable) -> Callable:
+    """An action on one of the user's messages: ``view(message, conversation)``. Another user's
+    or an unknown id is a 404, and an :class:`InvalidInput` it raises is answered inline
+    (:func:`_action_error`); either way nothing is stored."""
+
+    @functools.wraps(view)
+    def action(message_id: str):
+        message = None
+        try:
+            message, conversation = _owned(message_id)
+            return view(message, conversation)
+        except InvalidInput as exc:
+            return _action_error(exc, message)
+
+    return login_required(action)
+
+
+@bp.get("/m/<message_id>/edit")
+@_message_action
+def edit(message: Message, conversation: Conversation):
+    """The edit form of a user or assistant message, in place of its bubble (htmx), or the
+    page around it with the form in place (no JavaScript)."""
+    if message.role not in ("user", "assistant") or message.is_active:
+        raise InvalidInput(f"This {message.role} message can't be edited now.")
+    if request.htmx:
+        html = render_template("conversations/_edit.html", message=message)
+        return htmx.vary(make_response(html))
+    window = paging.window(conversation, limit=_limit(), around=str(message.id))
+    return _page(conversation, window, editing=message.id)
+
+
+@bp.post("/m/<message_id>/edit")
+@_message_action
+def save_edit(message: Message, conversation: Conversation):
+    """Save an edit as a new version of the message (a sibling; the original is kept): a user
+    message's version gets a new reply, which streams; an assistant's is stored as written."""
+    content = request.form.get("content")
+    try:
+        edited, run = services.edit_message(message, content)
+    except InvalidInput as exc:
+        db.session.rollback()
+        if request.htmx:
+            html = render_template(
+                "conversations/_edit.html", message=message, content=content, error=exc.message
+            )
+            return htmx.retarget(make_response(html, exc.status), "this", "outerHTML")
+        window = paging.window(conversation, limit=_limit(), around=str(message.id))
+        return _page(
+            conversation,
+            window,
+            exc.status,
+            editing=message.id,
+            edit_content=content,
+            edit_error=exc.message,
+        )
+    db.session.commit()
+    if run is not None:
+        runs.launch(run.id)
+    return _tree_done(conversation, edited.id)
+
+
+@bp.post("/m/<message_id>/regenerate")
+@_message_action
+def regenerate(message: Message, conversation: Conversation):
+    """Stream another reply in place of this one (a sibling version), with ``model`` if given."""
+    run = services.regenerate(message, request.form.get("model") or None)
+    db.session.commit()
+    runs.launch(run.id)
+    return _tree_done(conversation, run.message_id)
+
+
+@bp.post("/m/<message_id>/retry")
+@_message_action
+def retry(message: Message, conversation: Conversation):
+    """Generate a new reply to the message a failed or stopped reply answered."""
+    if services.has_active_reply(conversation):
+        raise InvalidInput("This reply can't be retried: a reply is still streaming.", status=409)
+    try:
+        run = runs.retry(message)
+    except ValueError as exc:
+        raise InvalidInput(f"This reply can't be retried: {exc}.") from None
+    conversation.updated_at = run.created_at
+    db.session.commit()
+    runs.launch(run.id)
+    return _tree_done(conversation, run.message_id)
+
+
+@bp.post("/m/<message_id>/switch")
+@_message_action
+def switch(message: Message, conversation: Conversation):
+    """Show this version of a message, and the newest path below it."""
+    services.switch_branch(conversation, message)
+    db.session.commit()
+    return _tree_done(conversation, message.id, around=True)
+
+
+@bp.post("/m/<message_id>/fork")
+@_message_action
+def fork(message: Message, conversation: Conversation):
+    """A new conversation holding a copy of the path down to this message; open it."""
+    copy = services.fork(current_user, message)
+    db.session.commit()
+    return _done(url_for(".show", conversation_id=copy.id))
+
+
+@bp.post("/m/<message_id>/feedback")
+@_message_action
+def feedback(message: Message, conversation: Conversation):
+    """Rate a reply up or down (``rating`` empty clears it), with an optional ``comment`` (kept
+    when the form has none)."""
+    rating = request.form.get("rating") or None
+    asked = "comment" in request.form
+    comment = request.form.get("comment") if asked else message.feedback_comment
+    services.set_feedback(message, rating, comment)
+    db.session.commit()
+    if not request.htmx:
+        url = url_for(".show", conversation_id=conversation.id, _anchor=f"m-{_bubble_id(message)}")
+        return redirect(url, 303)
+    # Asking for a comment after a thumbs down, unless one was just written.
+    ask = rating == "down" and not asked and not comment
+    html = render_template("conversations/_feedback.html", target=message, ask_comment=ask)
+    return htmx.vary(make_response(html))
 
 
 # --- Organising: rename, pin, archive, Trash (services in services.py) -----------------------
