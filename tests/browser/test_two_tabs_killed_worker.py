@@ -2,7 +2,8 @@
 
 Both tabs follow the reply live; after the kill, gunicorn starts a new worker, whose reaper marks
 the reply interrupted (its text as stored), both tabs reconnect on their own and show it with
-Retry; Retry in one tab streams a new reply that both tabs show after a reload.
+Retry; Retry in one tab streams a new version of the reply that both tabs show after a reload,
+with the interrupted one a click away (‹ 1/2).
 """
 
 from __future__ import annotations
@@ -87,5 +88,13 @@ def test_two_tabs_follow_a_reply_through_a_killed_worker(page: Page, server):
     statuses = second.locator("article.msg.assistant").evaluate_all(
         "els => els.map(e => e.dataset.status)"
     )
-    assert statuses == ["interrupted", "complete"]
+    # The retried reply is a new version of the interrupted one (2/2); the page shows one path,
+    # and the interrupted reply, with its text, is one click away.
+    assert statuses == ["complete"]
+    expect(second.get_by_role("group", name="Version 2 of 2")).to_be_visible()
+    second.get_by_role("button", name="Previous version").click()
+    expect(second.locator("article.msg.assistant").last).to_have_attribute(
+        "data-status", "interrupted"
+    )
+    expect(second.locator("article.msg.assistant").last).to_contain_text(text_at_kill[:20])
     assert [s for _, s, _ in stored(server)] == ["complete", "interrupted", "complete"]
