@@ -57,6 +57,8 @@ class Defaults:
     TRASH_RETENTION_DAYS = 30  # days in Trash before a conversation is purged; 0 keeps it
     TITLE_GENERATION = True  # a real model titles a new conversation in the background
     IMPORT_MAX_BYTES = 512 * 1024 * 1024  # largest upload on the import page, in bytes
+    HTTPS = False  # served over HTTPS: Secure cookies and HSTS
+    TRUSTED_PROXIES = 0  # reverse proxies in front whose X-Forwarded-* headers are trusted
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
     SESSION_COOKIE_SAMESITE = "Lax"
