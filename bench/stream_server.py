@@ -81,6 +81,7 @@ class Gunicorn:
         self.env = {
             **os.environ,
             "WEBCHAT_ACCESS_LOG": str(Path(folder) / f"access-{self.port}.log"),
+            "WEBCHAT_RATELIMIT_ENABLED": "false",  # load from one client IP; env may turn it on
             **env,
         }
         self.args = [

@@ -37,6 +37,7 @@ BASE_CONFIG = {
     "DEMO_DELAY_MS": 2,
     "STREAM_POLL_MS": 200,
     "TITLE_GENERATION": False,  # queued fake replies stay for the tests' own requests
+    "RATELIMIT_ENABLED": False,  # tests/test_limits.py switches the abuse limits on
 }
 
 

@@ -26,7 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    from . import cli, config, errors, providers, security, templating
+    from . import cli, config, errors, limits, providers, security, templating
     from . import db as dbsetup
     from .extensions import csrf, db, htmx, login_manager, migrate
     from .streaming import notify, runs
@@ -60,6 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(porting_bp)
     api.init_app(app)
     app.register_blueprint(settings_bp)
+    limits.init_app(app)
     cli.init_app(app)
 
     if app.config["REAPER_INTERVAL_MS"]:

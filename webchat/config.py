@@ -57,6 +57,15 @@ class Defaults:
     TRASH_RETENTION_DAYS = 30  # days in Trash before a conversation is purged; 0 keeps it
     TITLE_GENERATION = True  # a real model titles a new conversation in the background
     IMPORT_MAX_BYTES = 512 * 1024 * 1024  # largest upload on the import page, in bytes
+    # Abuse limits (webchat.limits), in the "limits" notation; "" switches one off.
+    LOGIN_LIMIT = "10 per 15 minutes"  # failed sign-ins per account
+    LOGIN_IP_LIMIT = "30 per 15 minutes"  # failed sign-ins per client IP
+    SIGNUP_LIMIT = "10 per hour"  # sign-up attempts per client IP
+    SEND_LIMIT = "20 per minute"  # messages sent (replies started) per user
+    API_LIMIT = "600 per minute"  # API requests per token (or user)
+    IMPORT_LIMIT = "20 per hour"  # imports per user
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI: str | None = None  # None → REDIS_URL, else memory://
     HTTPS = False  # served over HTTPS: Secure cookies and HSTS
     TRUSTED_PROXIES = 0  # reverse proxies in front whose X-Forwarded-* headers are trusted
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
