@@ -66,6 +66,8 @@ class Defaults:
     IMPORT_LIMIT = "20 per hour"  # imports per user
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI: str | None = None  # None → REDIS_URL, else memory://
+    METRICS_ENABLED = False  # serve GET /metrics (Prometheus)
+    METRICS_TOKEN: str | None = None  # Bearer token for /metrics; None → loopback clients only
     HTTPS = False  # served over HTTPS: Secure cookies and HSTS
     TRUSTED_PROXIES = 0  # reverse proxies in front whose X-Forwarded-* headers are trusted
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
