@@ -48,6 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     templating.init_app(app)
 
     from . import api, ops
+    from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .conversations import bp as conversations_bp
     from .porting import bp as porting_bp
@@ -60,6 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(porting_bp)
     api.init_app(app)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(admin_bp)
     ops.init_app(app)
     limits.init_app(app)
     cli.init_app(app)

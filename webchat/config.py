@@ -66,6 +66,9 @@ class Defaults:
     IMPORT_LIMIT = "20 per hour"  # imports per user
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI: str | None = None  # None → REDIS_URL, else memory://
+    PASSWORD_MIN_CHARS = 8  # shortest password accepted (OWASP ASVS asks 12)
+    RESET_LINK_MAX_AGE_S = 86_400  # a password-reset link works this long, in seconds
+    AUDIT_RETENTION_DAYS = 365  # audit events older than this are pruned; 0 keeps them
     METRICS_ENABLED = False  # serve GET /metrics (Prometheus)
     METRICS_TOKEN: str | None = None  # Bearer token for /metrics; None → loopback clients only
     HTTPS = False  # served over HTTPS: Secure cookies and HSTS

@@ -138,8 +138,8 @@ def test_xss_corpus_runs_nothing_and_violates_nothing(page: Page, server):
     assert selected.startswith("wc_")
     check(page, "/settings/ with a new token")
 
-    for path in ("/search?q=script", "/search?q=%3Cscript%3E", "/settings/", "/archived", "/trash",
-                 "/no-such-page", "/api/v1/conversations"):  # fmt: skip
+    for path in ("/search?q=script", "/search?q=%3Cscript%3E", "/settings/", "/admin/",
+                 "/archived", "/trash", "/no-such-page", "/api/v1/conversations"):  # fmt: skip
         page.goto(base + path)
         check(page, path)
     assert dialogs == []

@@ -177,7 +177,8 @@ def export_conversation(conversation_id: uuid.UUID):
     query: ExportQuery = _validated(ExportQuery, request.args.to_dict())
     conversation = _conversation(conversation_id)
     mimetype, extension, chunks = EXPORTS[query.format]
-    return download(chunks(conversation), mimetype, filename(conversation, extension))
+    name = filename(conversation, extension)
+    return download(chunks(conversation), mimetype, name, current_api_user())
 
 
 @bp.get("/export")
@@ -186,7 +187,8 @@ def export_all():
     """Download every conversation of the caller (Trash excluded), streamed in bounded memory."""
     query: BulkExportQuery = _validated(BulkExportQuery, request.args.to_dict())
     mimetype, extension, chunks = BULK_EXPORTS[query.format]
-    return download(chunks(current_api_user()), mimetype, f"webchat-export.{extension}")
+    user = current_api_user()
+    return download(chunks(user), mimetype, f"webchat-export.{extension}", user)
 
 
 @bp.url_value_preprocessor

@@ -12,10 +12,12 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from .. import audit
 from ..conversations import paging
 from ..conversations import services as conversations
 from ..conversations.services import NotFound
 from ..errors import InvalidInput
+from ..models import User
 from . import export
 from .report import ImportReport
 
@@ -39,8 +41,11 @@ def _allow_large_uploads(endpoint: str | None, values: dict | None) -> None:
         request.max_content_length = current_app.config["IMPORT_MAX_BYTES"]
 
 
-def download(chunks, mimetype: str, filename: str):
-    """A streamed attachment response of ``chunks`` (str or bytes pieces)."""
+def download(chunks, mimetype: str, filename: str, user: User | None = None):
+    """A streamed attachment response of ``chunks`` (str or bytes pieces); an export of
+    ``user``'s conversations is audited."""
+    if user is not None:
+        audit.record_now("export", user, file=filename[:200])
     return current_app.response_class(
         stream_with_context(chunks),
         mimetype=mimetype,
@@ -64,7 +69,8 @@ def export_conversation(conversation_id: str):
     except NotFound:
         abort(404, "No such conversation.")
     mimetype, extension, chunks = EXPORTS[kind]
-    return download(chunks(conversation), mimetype, export.filename(conversation, extension))
+    filename = export.filename(conversation, extension)
+    return download(chunks(conversation), mimetype, filename, current_user._get_current_object())
 
 
 @bp.get("/export")
@@ -76,7 +82,7 @@ def export_all():
         abort(400, "format must be zip or ndjson.")
     mimetype, extension, chunks = BULK_EXPORTS[kind]
     user = current_user._get_current_object()
-    return download(chunks(user), mimetype, f"webchat-export.{extension}")
+    return download(chunks(user), mimetype, f"webchat-export.{extension}", user)
 
 
 @bp.route("/import", methods=["GET", "POST"])
