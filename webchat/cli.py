@@ -1,6 +1,6 @@
 """Operator commands: ``flask users`` (create, list with storage, disable, enable,
 reset-password), and the registration of the features' groups (``flask trash``, ``flask import``,
-``flask tokens``, ``flask seed``, ``flask audit``)."""
+``flask tokens``, ``flask seed``, ``flask audit``, ``flask backup``, ``flask maintenance``)."""
 
 from __future__ import annotations
 
@@ -106,6 +106,7 @@ def init_app(app: Flask) -> None:
     """Register the command groups on ``app``."""
     from .api.tokens import cli as tokens
     from .audit import cli as audit
+    from .backup import backup_cli, maintenance_command
     from .conversations.cli import trash
     from .porting.cli import importer
     from .seed import seed_command
@@ -116,3 +117,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(tokens)
     app.cli.add_command(seed_command)
     app.cli.add_command(audit)
+    app.cli.add_command(backup_cli)
+    app.cli.add_command(maintenance_command)
