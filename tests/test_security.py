@@ -7,7 +7,7 @@ import pytest
 
 from webchat.security import content_security_policy
 
-from .conftest import post, sign_up
+from .conftest import csrf_token, post, sign_up
 
 EXPECTED = {
     "X-Content-Type-Options": "nosniff",
@@ -90,3 +90,42 @@ def test_https_behind_a_proxy_gives_hsts_and_secure_cookies(make_app):
     untrusting = make_app(HTTPS=True).test_client()
     spoofed = untrusting.get("/login", headers={"X-Forwarded-Proto": "https"})
     assert "Strict-Transport-Security" not in spoofed.headers
+
+
+def test_bad_input_is_refused_and_changes_nothing(app, client):
+    """Oversized bodies: 413 before they are read whole; malformed forms and JSON: 400 naming
+    the field; nothing changes."""
+    sign_up(client)
+    big = b"current=x&password=" + b"y" * (app.config["MAX_CONTENT_LENGTH"] + 1)
+    response = post(
+        client, "/settings/password", headers={"Content-Type": "application/x-www-form-urlencoded"},
+        data=big,
+    )  # fmt: skip
+    assert response.status_code == 413
+    missing = post(client, "/settings/password", {"current": "correct horse"})
+    assert missing.status_code == 400 and "This field is required" in missing.get_data(as_text=True)
+    mismatch = post(
+        client,
+        "/settings/password",
+        {"current": "correct horse", "password": "new passphrase", "confirm": "other one"},
+    )
+    assert mismatch.status_code == 400 and "The passwords differ" in mismatch.get_data(as_text=True)
+    malformed = post(client, "/api/v1/conversations", headers={"Content-Type": "application/json"},
+                     data="{not json")  # fmt: skip
+    assert malformed.status_code == 400 and malformed.get_json()["error"]["code"] == "invalid_input"
+    typed = client.post(
+        "/api/v1/conversations", json={"title": 5}, headers={"X-CSRFToken": csrf_token(client, "/")}
+    )
+    assert typed.status_code == 400
+    assert "title" in typed.get_json()["error"]["details"]["fields"]
+    post(client, "/logout")
+    signed_in = client.post(
+        "/login",
+        data={
+            "email": "ada@example.com",
+            "password": "correct horse",
+            "csrf_token": csrf_token(client),
+        },
+    )
+    assert signed_in.status_code == 302  # the password never changed
+    assert client.get("/api/v1/conversations").get_json()["items"] == []

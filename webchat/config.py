@@ -69,6 +69,8 @@ class Defaults:
     PASSWORD_MIN_CHARS = 8  # shortest password accepted (OWASP ASVS asks 12)
     RESET_LINK_MAX_AGE_S = 86_400  # a password-reset link works this long, in seconds
     AUDIT_RETENTION_DAYS = 365  # audit events older than this are pruned; 0 keeps them
+    LOG_FORMAT = "text"  # "json": JSON lines with request and user ids (webchat.logs)
+    LOG_LEVEL = "INFO"  # level of webchat's own loggers with LOG_FORMAT "json"
     METRICS_ENABLED = False  # serve GET /metrics (Prometheus)
     METRICS_TOKEN: str | None = None  # Bearer token for /metrics; None → loopback clients only
     HTTPS = False  # served over HTTPS: Secure cookies and HSTS
