@@ -197,6 +197,16 @@ def sign_up(client, email: str = "ada@example.com", password: str = "correct hor
     assert response.status_code == 302, response.get_data(as_text=True)
 
 
+def sign_in(
+    client, email: str = "ada@example.com", password: str = "correct horse", remember=False, **kw
+):
+    """POST the sign-in form (``remember``: "Keep me signed in"); returns the response."""
+    data = {"email": email, "password": password, "csrf_token": csrf_token(client)}
+    if remember:
+        data["remember"] = "y"
+    return client.post("/login", data=data, **kw)
+
+
 @pytest.fixture
 def user_client(client):
     """A client signed in as a new user (the first account, so an admin)."""

@@ -14,16 +14,9 @@ from werkzeug.security import generate_password_hash
 from webchat.extensions import db
 from webchat.models import AuditEvent, User, utcnow
 
-from .conftest import ROOT, csrf_token, post, sign_up, wait_for_runs
+from .conftest import ROOT, csrf_token, post, sign_in, sign_up, wait_for_runs
 
 PASSWORD = "correct horse"
-
-
-def sign_in(client, email: str, password: str = PASSWORD, remember: bool = False):
-    data = {"email": email, "password": password, "csrf_token": csrf_token(client)}
-    if remember:
-        data["remember"] = "y"
-    return client.post("/login", data=data)
 
 
 def signed_in(client) -> bool:

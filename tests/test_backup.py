@@ -14,7 +14,7 @@ from webchat import create_app
 from webchat.extensions import db
 from webchat.models import Message, Status
 
-from .conftest import BASE_CONFIG, post, sign_up, wait_for_runs
+from .conftest import BASE_CONFIG, post, sign_in, sign_up, wait_for_runs
 
 
 @pytest.fixture
@@ -80,13 +80,7 @@ def test_backup_while_replies_stream_restores_every_completed_message(
         assert caught_streaming >= 1, "the backup was not taken while a reply streamed"
         # the restored instance serves the same account and conversations
         other = restored_app.test_client()
-        from .conftest import csrf_token
-
-        signed = other.post(
-            "/login",
-            data={"email": "ada@example.com", "password": "correct horse",
-                  "csrf_token": csrf_token(other)},
-        )  # fmt: skip
+        signed = sign_in(other)
         assert signed.status_code == 302
         page = other.get("/").get_data(as_text=True)
         assert page.count("finished ünïcødé") >= 3 or "/long 500" in page

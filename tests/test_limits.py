@@ -6,17 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import csrf_token, post, sign_up
+from .conftest import csrf_token, post, sign_in, sign_up
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-
-
-def sign_in(client, email: str, password: str, **kw):
-    return client.post(
-        "/login",
-        data={"email": email, "password": password, "csrf_token": csrf_token(client)},
-        **kw,
-    )
 
 
 def test_ten_wrong_passwords_lock_sign_in_even_for_the_right_one(make_app):

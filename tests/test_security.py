@@ -7,7 +7,7 @@ import pytest
 
 from webchat.security import content_security_policy
 
-from .conftest import csrf_token, post, sign_up
+from .conftest import csrf_token, post, sign_in, sign_up
 
 EXPECTED = {
     "X-Content-Type-Options": "nosniff",
@@ -119,13 +119,6 @@ def test_bad_input_is_refused_and_changes_nothing(app, client):
     assert typed.status_code == 400
     assert "title" in typed.get_json()["error"]["details"]["fields"]
     post(client, "/logout")
-    signed_in = client.post(
-        "/login",
-        data={
-            "email": "ada@example.com",
-            "password": "correct horse",
-            "csrf_token": csrf_token(client),
-        },
-    )
+    signed_in = sign_in(client)
     assert signed_in.status_code == 302  # the password never changed
     assert client.get("/api/v1/conversations").get_json()["items"] == []
