@@ -273,8 +273,30 @@ def test_migration_0008_from_0006_with_data(make_app):
             ),
             {"h": generate_password_hash(PASSWORD), "t": utcnow().replace(tzinfo=None)},
         )
+        uid = conn.execute(text("SELECT id FROM users")).scalar()
+        cid, mid = uuid.uuid4(), uuid.uuid4()
+        key = (lambda u: u.hex) if db.engine.name == "sqlite" else (lambda u: u)
+        now = utcnow().replace(tzinfo=None)
+        conn.execute(
+            text(
+                "INSERT INTO conversations (id, user_id, title, model, metadata, pinned, "
+                "created_at, updated_at) VALUES (:id, :u, 'Old', 'demo/echo', '{}', false, :t, :t)"
+            ),
+            {"id": key(cid), "u": uid, "t": now},
+        )
+        old_html = '<table><tr><th style="text-align:right">n</th></tr></table>'
+        conn.execute(
+            text(
+                "INSERT INTO messages (id, conversation_id, role, content, content_html, status, "
+                "metadata, depth, created_at, updated_at) VALUES (:id, :c, 'assistant', "
+                "'| n |', :h, 'complete', '{}', 0, :t, :t)"
+            ),
+            {"id": key(mid), "c": key(cid), "h": old_html, "t": now},
+        )
         db.session.commit()
         upgrade(directory=str(ROOT / "migrations"))
+        html = db.session.execute(text("SELECT content_html FROM messages")).scalar()
+        assert html == '<table><tr><th class="align-right">n</th></tr></table>'
         old = db.session.scalars(select(User)).one()
         assert old.session_generation == 0 and old.disabled_at is None and old.is_active
         assert load_user(str(old.id)) is old  # a session from before the upgrade stays valid
@@ -286,5 +308,7 @@ def test_migration_0008_from_0006_with_data(make_app):
     with app.app_context():  # and back down, keeping the accounts
         downgrade(directory=str(ROOT / "migrations"), revision="0006")
         assert db.session.execute(text("SELECT count(*) FROM users")).scalar() == 1
+        html = db.session.execute(text("SELECT content_html FROM messages")).scalar()
+        assert html == old_html
         db.session.commit()
         upgrade(directory=str(ROOT / "migrations"))

@@ -8,7 +8,11 @@ Create Date: 2026-12-01 02:20:00
 (``<id>:<generation>``): raising it (password change, "sign out everywhere", disabling) makes
 every older session invalid at its next request. ``users.disabled_at`` marks an account an admin
 disabled. ``audit_events`` is the security log (sign-ins, password changes, tokens, exports,
-imports, account deletion, admin actions). Plain ADD COLUMN on ``users`` (no batch mode needed:
+imports, account deletion, admin actions).
+
+Stored message HTML said a table cell's alignment with a ``style`` attribute, which the new
+Content-Security-Policy (no inline styles) refuses; it becomes a class (``align-right``), as
+``webchat.rendering`` now writes it. Plain ADD COLUMN on ``users`` (no batch mode needed:
 both columns are nullable or have a default); existing rows get generation 0, which is what their
 existing sessions (``<id>`` alone) are read as, so nobody is signed out by the upgrade.
 """
@@ -50,9 +54,28 @@ def upgrade():
     op.create_index('ix_audit_events_user_created', 'audit_events', ['user_id', 'created_at'])
     op.create_index('ix_audit_events_created_at', 'audit_events', ['created_at'])
     op.create_index('ix_audit_events_actor_id', 'audit_events', ['actor_id'])
+    _swap_alignment(' style="text-align:{}"', ' class="align-{}"')
+
+
+ALIGNMENTS = ('left', 'center', 'right')
+
+
+def _swap_alignment(old, new):
+    """Rewrite the alignment of table cells in stored HTML (content_html only: no trigger of
+    messages fires on it)."""
+    for align in ALIGNMENTS:
+        op.execute(
+            sa.text(
+                "UPDATE messages SET content_html = replace(content_html, :old, :new) "
+                "WHERE content_html LIKE :pattern"
+            ).bindparams(
+                old=old.format(align), new=new.format(align), pattern=f"%{old.format(align)}%"
+            )
+        )
 
 
 def downgrade():
+    _swap_alignment(' class="align-{}"', ' style="text-align:{}"')
     op.drop_table('audit_events')
     # Plain DROP COLUMN (SQLite 3.35+), not batch mode: recreating users on SQLite would drop the
     # table its conversations and tokens refer to with ON DELETE CASCADE.
