@@ -115,3 +115,38 @@ def test_metrics_count_a_reply(make_app):
     assert "webchat_open_streams" in after
     assert "webchat_provider_errors_total" in after or "webchat_provider_errors" in after
     assert "count me" not in after  # metrics never carry content
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_metrics_add_up_every_gunicorn_worker(database, tmp_path):
+    """Multiprocess mode: whichever of two workers ran the reply, /metrics counts it."""
+    import time
+
+    import requests
+
+    from bench.stream_server import Client, Gunicorn
+
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    env = {
+        "WEBCHAT_DATABASE_URL": database,
+        "WEBCHAT_INSTANCE_PATH": str(tmp_path),
+        "WEBCHAT_SECRET_KEY": "metrics-test",
+        "WEBCHAT_METRICS_ENABLED": "true",
+        "WEBCHAT_DEMO_DELAY_MS": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(folder),
+    }
+    with Gunicorn(tmp_path, env, workers=2) as server:
+        client = Client(server.url).sign_up()
+        for i in range(4):
+            client.post("/c", {"content": f"count me {i}"}, htmx=False)
+        deadline = time.monotonic() + 30
+        done = 0.0
+        while time.monotonic() < deadline:
+            text = requests.get(server.url + "/metrics", timeout=5, headers={"Connection": "close"})
+            done = sample(text.text, "webchat_runs_total", status="complete")
+            if done >= 4:
+                break
+            time.sleep(0.2)
+        assert done == 4

@@ -22,6 +22,8 @@ def assert_headers(response, path: str) -> None:
     csp = response.headers.get("Content-Security-Policy", "")
     assert csp == content_security_policy(), path
     assert "camera=()" in response.headers.get("Permissions-Policy", ""), path
+    if not path.startswith("/static/"):
+        assert response.headers.get("Cache-Control") in ("no-store", "no-cache"), path
 
 
 def test_policy_is_strict():
@@ -36,6 +38,8 @@ def test_every_page_answers_with_the_headers(app, client):
     # signed out: the sign-in pages, a redirect, a 404
     for path in ("/login", "/signup", "/", "/no-such-page", "/static/css/app.css"):
         assert_headers(client.get(path), path)
+    missing = client.get("/no-such-page", headers={"X-Request-ID": "abc-123"})
+    assert "Request id: <code>abc-123</code>" in missing.get_data(as_text=True)
     sign_up(client)
     created = post(client, "/c", {"content": "hello"})  # a conversation (and its stream) to show
     assert created.status_code in (302, 303), created.status_code

@@ -88,6 +88,10 @@ def init_app(app: Flask) -> None:
         given = request.headers.get("X-Request-ID", "")
         g.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
 
+    @app.context_processor
+    def _request_id_in_templates() -> dict:
+        return {"request_id": request_id()}  # error pages show it, to quote to the operator
+
     @app.after_request
     def _echo(response: Response) -> Response:
         if g.get("request_id"):

@@ -93,6 +93,9 @@ def init_app(app: Flask) -> None:
     def security_headers(response: Response) -> Response:
         for name, value in headers.items():
             response.headers.setdefault(name, value)
+        if request.endpoint != "static" and "Cache-Control" not in response.headers:
+            # Pages and answers hold private conversations: no shared or disk cache keeps them.
+            response.headers["Cache-Control"] = "no-store"
         if https and request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", hsts)
         return response
