@@ -111,6 +111,18 @@ def test_imports_limit(make_app):
     assert client.get("/import").status_code == 200  # the page itself is not limited
 
 
+def test_limits_fall_back_to_memory_while_redis_is_down(make_app):
+    app = make_app(
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0",
+        LOGIN_LIMIT="3 per hour",
+    )
+    client = app.test_client()
+    statuses = [sign_in(client, "a@example.com", "wrong horse").status_code for _ in range(5)]
+    assert 500 not in statuses and statuses[0] == 400
+    assert statuses[-1] == 429  # counted in memory meanwhile
+
+
 def test_limits_can_be_switched_off(make_app):
     app = make_app(RATELIMIT_ENABLED=True, LOGIN_LIMIT="", LOGIN_IP_LIMIT="")
     client = app.test_client()

@@ -14,7 +14,8 @@ the view runs: the right password does not get through a locked window. Values u
 limit off, ``RATELIMIT_ENABLED = False`` all of them.
 
 The counters live in Redis when ``WEBCHAT_REDIS_URL`` is set (shared by every worker and host),
-otherwise in the process's memory (``RATELIMIT_STORAGE_URI`` overrides both). A request past a
+otherwise in the process's memory (``RATELIMIT_STORAGE_URI`` overrides both); while Redis is
+unreachable each process counts in its own memory, so webchat keeps answering. A request past a
 limit is a 429 with ``Retry-After`` (seconds, RFC 9110 §10.2.3): a readable page, or the API's
 JSON error.
 """
@@ -114,6 +115,9 @@ def init_app(app: Flask) -> None:
     if not config.get("RATELIMIT_STORAGE_URI"):
         config["RATELIMIT_STORAGE_URI"] = config.get("REDIS_URL") or "memory://"
     config.setdefault("RATELIMIT_STRATEGY", "moving-window")
+    # Redis down: count in this process's memory meanwhile rather than fail every request.
+    config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     config.setdefault("RATELIMIT_KEY_PREFIX", "webchat")
     limiter = Limiter(key_func=_ip, headers_enabled=False)
     limiter.init_app(app)
