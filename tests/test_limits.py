@@ -67,7 +67,10 @@ def test_sends_per_user_per_minute(make_app):
     assert post(client, "/c", {"content": "one"}).status_code in (302, 303)
     assert post(client, "/c", {"content": "two"}).status_code in (302, 303)
     refused = post(client, "/c", {"content": "three"}, htmx=True)
-    assert refused.status_code == 429 and "sending too fast" in refused.get_data(as_text=True)
+    assert refused.status_code == 429 and refused.headers["HX-Retarget"] == "#composer-error"
+    assert refused.get_data(as_text=True).startswith("You are sending too fast. Try again in")
+    page = post(client, "/c", {"content": "four"})  # without htmx: the readable page
+    assert page.status_code == 429 and "<h1>429" in page.get_data(as_text=True)
     # another user is not slowed down by the first
     other = app.test_client()
     sign_up(other, "b@example.com")

@@ -30,7 +30,9 @@ from flask import Flask, Response, current_app, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
+from markupsafe import escape
 
+from . import htmx
 from .auth.services import normalize_email
 
 EXTENSION = "webchat.limiter"
@@ -85,6 +87,9 @@ LIMITS: list[tuple[str, str, Callable[[], str], list[str] | None, bool, str]] = 
     ("porting.upload", "IMPORT_LIMIT", _user, ["POST"], False, "Too many imports."),
     ("api.import_conversations", "IMPORT_LIMIT", _api_caller, None, False, "Too many imports."),
 ]  # fmt: skip
+
+
+SENDS = frozenset({"conversations.create", "conversations.send", "conversations.retry"})
 
 
 def limiter_of(app: Flask) -> Limiter:
@@ -148,6 +153,11 @@ def init_app(app: Flask) -> None:
             response = error_response(
                 429, "rate_limited", f"{exc.description} Retry after {seconds} s."
             )
+        elif request.headers.get("HX-Request") and request.endpoint in SENDS:
+            # An htmx send: the message goes under the composer, as its other errors do.
+            text = f"{exc.description} Try again in {_wait_text(seconds)}."
+            response = Response(escape(text), 429, mimetype="text/html")
+            htmx.retarget(response, "#composer-error", "innerHTML")
         else:
             html = render_template(
                 "error.html", error=exc, hint=f"Try again in {_wait_text(seconds)}."
