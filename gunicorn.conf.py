@@ -42,3 +42,12 @@ def worker_exit(server, worker):
         from webchat.streaming import runs
 
         runs.interrupt_own_runs(app)
+
+
+def child_exit(server, worker):
+    """With Prometheus's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), drop a dead worker's
+    live gauges (open streams) from ``/metrics``."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

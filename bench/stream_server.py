@@ -81,6 +81,7 @@ class Gunicorn:
         self.env = {
             **os.environ,
             "WEBCHAT_ACCESS_LOG": str(Path(folder) / f"access-{self.port}.log"),
+            "WEBCHAT_RATELIMIT_ENABLED": "false",  # load from one client IP; env may turn it on
             **env,
         }
         self.args = [
@@ -262,18 +263,19 @@ PG_ADMIN_URL = os.environ.get(
 
 
 @contextlib.contextmanager
-def fresh_database(kind: str, folder: Path) -> Iterator[str]:
-    """The URL of a new, migrated database: a SQLite file in ``folder`` (``kind="sqlite"``) or
-    a throw-away PostgreSQL database on ``WEBCHAT_BENCH_POSTGRES_URL`` (``kind="postgres"``),
-    dropped on exit."""
+def fresh_database(kind: str, folder: Path, migrated: bool = True) -> Iterator[str]:
+    """The URL of a new, migrated (or, with ``migrated=False``, empty) database: a SQLite file
+    in ``folder`` (``kind="sqlite"``) or a throw-away PostgreSQL database on
+    ``WEBCHAT_BENCH_POSTGRES_URL`` (``kind="postgres"``), dropped on exit."""
     if kind == "sqlite":
         url = f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
-        migrate({"WEBCHAT_DATABASE_URL": url, "WEBCHAT_INSTANCE_PATH": str(folder)})
+        if migrated:
+            migrate({"WEBCHAT_DATABASE_URL": url, "WEBCHAT_INSTANCE_PATH": str(folder)})
         yield url
         return
     from sqlalchemy import create_engine, text
 
-    name = f"webchat_bench_{os.getpid()}_{int(time.time())}"
+    name = f"webchat_bench_{os.getpid()}_{time.time_ns()}"
     admin = create_engine(
         PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
     )
@@ -281,7 +283,8 @@ def fresh_database(kind: str, folder: Path) -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     try:
-        migrate({"WEBCHAT_DATABASE_URL": url, "WEBCHAT_INSTANCE_PATH": str(folder)})
+        if migrated:
+            migrate({"WEBCHAT_DATABASE_URL": url, "WEBCHAT_INSTANCE_PATH": str(folder)})
         yield url
     finally:
         with admin.connect() as conn:

@@ -37,6 +37,7 @@ BASE_CONFIG = {
     "DEMO_DELAY_MS": 2,
     "STREAM_POLL_MS": 200,
     "TITLE_GENERATION": False,  # queued fake replies stay for the tests' own requests
+    "RATELIMIT_ENABLED": False,  # tests/test_limits.py switches the abuse limits on
 }
 
 
@@ -194,6 +195,16 @@ def sign_up(client, email: str = "ada@example.com", password: str = "correct hor
         data={"email": email, "password": password, "confirm": password, "csrf_token": token},
     )
     assert response.status_code == 302, response.get_data(as_text=True)
+
+
+def sign_in(
+    client, email: str = "ada@example.com", password: str = "correct horse", remember=False, **kw
+):
+    """POST the sign-in form (``remember``: "Keep me signed in"); returns the response."""
+    data = {"email": email, "password": password, "csrf_token": csrf_token(client)}
+    if remember:
+        data["remember"] = "y"
+    return client.post("/login", data=data, **kw)
 
 
 @pytest.fixture

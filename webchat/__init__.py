@@ -26,12 +26,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    from . import cli, config, errors, providers, templating
+    from . import cli, config, errors, limits, logs, providers, security, templating
     from . import db as dbsetup
     from .extensions import csrf, db, htmx, login_manager, migrate
     from .streaming import notify, runs
 
     config.load_config(app, test_config)
+    security.init_app(app)
+    logs.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     login_manager.init_app(app)
@@ -46,7 +48,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     templating.init_app(app)
 
-    from . import api
+    from . import api, ops
+    from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .conversations import bp as conversations_bp
     from .porting import bp as porting_bp
@@ -59,6 +62,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(porting_bp)
     api.init_app(app)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(admin_bp)
+    ops.init_app(app)
+    limits.init_app(app)
     cli.init_app(app)
 
     if app.config["REAPER_INTERVAL_MS"]:

@@ -57,6 +57,24 @@ class Defaults:
     TRASH_RETENTION_DAYS = 30  # days in Trash before a conversation is purged; 0 keeps it
     TITLE_GENERATION = True  # a real model titles a new conversation in the background
     IMPORT_MAX_BYTES = 512 * 1024 * 1024  # largest upload on the import page, in bytes
+    # Abuse limits (webchat.limits), in the "limits" notation; "" switches one off.
+    LOGIN_LIMIT = "10 per 15 minutes"  # failed sign-ins per account
+    LOGIN_IP_LIMIT = "30 per 15 minutes"  # failed sign-ins per client IP
+    SIGNUP_LIMIT = "10 per hour"  # sign-up attempts per client IP
+    SEND_LIMIT = "20 per minute"  # messages sent (replies started) per user
+    API_LIMIT = "600 per minute"  # API requests per token (or user)
+    IMPORT_LIMIT = "20 per hour"  # imports per user
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI: str | None = None  # None → REDIS_URL, else memory://
+    PASSWORD_MIN_CHARS = 8  # shortest password accepted (OWASP ASVS asks 12)
+    RESET_LINK_MAX_AGE_S = 86_400  # a password-reset link works this long, in seconds
+    AUDIT_RETENTION_DAYS = 365  # audit events older than this are pruned; 0 keeps them
+    LOG_FORMAT = "text"  # "json": JSON lines with request and user ids (webchat.logs)
+    LOG_LEVEL = "INFO"  # level of webchat's own loggers with LOG_FORMAT "json"
+    METRICS_ENABLED = False  # serve GET /metrics (Prometheus)
+    METRICS_TOKEN: str | None = None  # Bearer token for /metrics; None → loopback clients only
+    HTTPS = False  # served over HTTPS: Secure cookies and HSTS
+    TRUSTED_PROXIES = 0  # reverse proxies in front whose X-Forwarded-* headers are trusted
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -17,6 +20,22 @@ class InvalidInput(Exception):
         self.message = message
         self.field = field
         self.status = status
+
+
+def submit(form: Any, action: Callable[[], object], field: str) -> bool:
+    """Run a service ``action`` for a validated ``form`` in one transaction: commit and return
+    True, or on :class:`InvalidInput` roll back, show its message on the form's field at fault
+    (``field`` when it names none) and return False."""
+    from .extensions import db
+
+    try:
+        action()
+    except InvalidInput as exc:
+        db.session.rollback()
+        getattr(form, exc.field or field, getattr(form, field)).errors.append(exc.message)
+        return False
+    db.session.commit()
+    return True
 
 
 def init_app(app: Flask) -> None:

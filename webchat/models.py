@@ -10,10 +10,13 @@ local and breaks ties between equal ``created_at`` values in creation order.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import uuid6
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
@@ -30,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from .extensions import Base, db
 
@@ -40,6 +43,8 @@ else:
     Model = db.Model
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+T = TypeVar("T")
+_HASHER = PasswordHasher()  # argon2id, RFC 9106's second recommended parameters
 
 
 class Role:
@@ -92,6 +97,19 @@ class UTCDateTime(TypeDecorator):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+def off_the_loop(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in gevent's thread pool when gevent has patched threading (gunicorn's
+    gevent worker), so a CPU-heavy call (an argon2 hash: ~100-300 ms, its C code releasing the
+    GIL) does not stall the worker's other greenlets, open streams included; else directly."""
+    try:
+        from gevent import get_hub, monkey
+    except ImportError:  # pragma: no cover - gevent comes with gunicorn[gevent]
+        return function(*args)
+    if monkey.is_module_patched("threading"):
+        return get_hub().threadpool.apply(function, args)
+    return function(*args)
+
+
 class User(UserMixin, Model):
     """A person who signs in. The first user created is the admin."""
 
@@ -102,14 +120,43 @@ class User(UserMixin, Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Part of every session's user id: raising it signs the account out everywhere (0008).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def get_id(self) -> str:
+        """Flask-Login's id of the session and remember-me cookie: ``<id>:<generation>``, so
+        that raising :attr:`session_generation` invalidates every cookie issued before."""
+        return f"{self.id}:{self.session_generation}"
+
+    @property
+    def is_active(self) -> bool:
+        """False for a disabled account (Flask-Login then refuses to sign it in)."""
+        return self.disabled_at is None
 
     def set_password(self, password: str) -> None:
-        """Store a salted hash of ``password`` (werkzeug's scrypt), never the password."""
-        self.password_hash = generate_password_hash(password)
+        """Store an argon2id hash of ``password`` (RFC 9106, argon2-cffi's default
+        parameters), never the password."""
+        self.password_hash = off_the_loop(_HASHER.hash, password)
 
     def check_password(self, password: str) -> bool:
-        """True when ``password`` matches the stored hash."""
+        """True when ``password`` matches the stored hash (argon2, or an older werkzeug
+        scrypt/pbkdf2 hash from before migration 0008)."""
+        if self.password_hash.startswith("$argon2"):
+            try:
+                return off_the_loop(_HASHER.verify, self.password_hash, password)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
         return check_password_hash(self.password_hash, password)
+
+    def password_needs_rehash(self) -> bool:
+        """True when the stored hash is not argon2 or not of the current parameters."""
+        if not self.password_hash.startswith("$argon2"):
+            return True
+        try:
+            return _HASHER.check_needs_rehash(self.password_hash)
+        except InvalidHashError:
+            return True
 
 
 class Conversation(Model):
@@ -290,3 +337,31 @@ class ApiToken(Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     user: Mapped[User] = relationship()
+
+
+class AuditEvent(Model):
+    """A security event: sign-in (success, failure), sign-out, password change or reset,
+    sessions revoked, token created or revoked, export, import, account deleted, admin actions.
+
+    ``user_id`` is the account it concerns (its events go when it is deleted); ``actor_id`` the
+    admin who acted on it, if not the person themself. ``detail`` holds small facts (a token's
+    name, a count, the email typed at a failed sign-in), never message content or secrets.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), default=None
+    )
+    actor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None, index=True
+    )
+    event: Mapped[str] = mapped_column(String(40))
+    ip: Mapped[str | None] = mapped_column(String(64), default=None)
+    user_agent: Mapped[str | None] = mapped_column(String(300), default=None)
+    detail: Mapped[dict] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    user: Mapped[User | None] = relationship(foreign_keys=[user_id])

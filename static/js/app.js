@@ -43,6 +43,12 @@
       if (ta.value.trim() && !ta.disabled) ta.form.requestSubmit();
     }
   });
+  // A new API token's field selects itself when clicked, ready to copy (settings/_tokens.html).
+  document.addEventListener("click", function (e) {
+    if (e.target instanceof HTMLInputElement && e.target.classList.contains("token-value")) {
+      e.target.select();
+    }
+  });
   document.addEventListener("input", function (e) {
     if (e.target instanceof HTMLTextAreaElement) grow(e.target);
   });

@@ -180,7 +180,9 @@ def export_conversation(conversation_id: uuid.UUID):
     active path; ``branches=all``: every branch)."""
     query: ExportQuery = _validated(ExportQuery, request.args.to_dict())
     conversation = _conversation(conversation_id)
-    return conversation_download(conversation, query.format, query.branches == "all")
+    return conversation_download(
+        conversation, query.format, query.branches == "all", current_api_user()
+    )
 
 
 @bp.get("/export")
@@ -189,7 +191,8 @@ def export_all():
     """Download every conversation of the caller (Trash excluded), streamed in bounded memory."""
     query: BulkExportQuery = _validated(BulkExportQuery, request.args.to_dict())
     mimetype, extension, chunks = BULK_EXPORTS[query.format]
-    return download(chunks(current_api_user()), mimetype, f"webchat-export.{extension}")
+    user = current_api_user()
+    return download(chunks(user), mimetype, f"webchat-export.{extension}", user)
 
 
 @bp.url_value_preprocessor

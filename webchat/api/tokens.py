@@ -17,7 +17,8 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from ..auth import services as accounts
+from .. import audit
+from ..cli import account
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import ApiToken, User, utcnow
@@ -50,6 +51,7 @@ def create_token(user: User, name: str | None = None) -> tuple[ApiToken, str]:
     )
     db.session.add(row)
     db.session.flush()
+    audit.record("token_created", user, token_id=row.id, name=name, prefix=row.prefix)
     return row, token
 
 
@@ -63,7 +65,7 @@ def user_for_token(token: str) -> tuple[User, bool] | None:
         .options(joinedload(ApiToken.user))
         .where(ApiToken.token_hash == hash_token(token))
     ).first()
-    if row is None or row.revoked_at is not None:
+    if row is None or row.revoked_at is not None or not row.user.is_active:
         return None
     now = utcnow()
     touched = row.last_used_at is None or now - row.last_used_at >= USE_RESOLUTION
@@ -97,6 +99,7 @@ def revoke(row: ApiToken) -> ApiToken:
     time."""
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        audit.record("token_revoked", row.user_id, token_id=row.id, name=row.name)
     db.session.flush()
     return row
 
@@ -106,20 +109,13 @@ def revoke(row: ApiToken) -> ApiToken:
 cli = AppGroup("tokens", help="Manage API tokens.")
 
 
-def _user(email: str) -> User:
-    user = accounts.find_user(email)
-    if user is None:
-        raise click.ClickException(f"No account with the email {email}.")
-    return user
-
-
 @cli.command("create")
 @click.argument("email")
 @click.option("--name", default="cli", show_default=True, help="A name to tell it apart.")
 def create_command(email: str, name: str) -> None:
     """Create a token for an account and print it (once: only its hash is kept)."""
     try:
-        _row, token = create_token(_user(email), name)
+        _row, token = create_token(account(email), name)
     except InvalidInput as exc:
         raise click.ClickException(exc.message) from None
     db.session.commit()
@@ -132,7 +128,7 @@ def list_command(email: str | None) -> None:
     """List tokens (of one account, or all): id, email, name, prefix, created, last used."""
     query = select(ApiToken).order_by(ApiToken.id)
     if email:
-        query = query.where(ApiToken.user_id == _user(email).id)
+        query = query.where(ApiToken.user_id == account(email).id)
     for row in db.session.scalars(query):
         used = row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "never"
         state = f"revoked {row.revoked_at.isoformat(timespec='seconds')}" if row.revoked_at else ""

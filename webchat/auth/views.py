@@ -7,19 +7,28 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..errors import InvalidInput
+from .. import audit
+from ..errors import InvalidInput, submit
 from ..extensions import db, login_manager
 from ..models import User
 from . import services
-from .forms import SignInForm, SignUpForm
+from .forms import ResetPasswordForm, SignInForm, SignUpForm
 
 bp = Blueprint("auth", __name__)
 
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    """Flask-Login's loader: the user of the session cookie."""
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    """Flask-Login's loader: the user of the session (or remember-me) cookie, whose id is
+    ``<id>:<session generation>`` (a bare ``<id>``, from before 0008, is generation 0). None —
+    signed out — for an older generation or a disabled account."""
+    uid, _, generation = user_id.partition(":")
+    if not uid.isdigit() or not (generation or "0").isdigit():
+        return None
+    user = db.session.get(User, int(uid))
+    if user is None or not user.is_active or int(generation or 0) != user.session_generation:
+        return None
+    return user
 
 
 def _next_url() -> str:
@@ -57,11 +66,18 @@ def login():
         return redirect(url_for("conversations.index"))
     form = SignInForm()
     if form.validate_on_submit():
-        user = services.authenticate(form.email.data, form.password.data)
+        try:
+            user = services.authenticate(form.email.data, form.password.data)
+        except InvalidInput as exc:
+            user = None
+            form.password.errors.append(exc.message)
+        else:
+            if user is None:
+                form.password.errors.append("Wrong email or password.")
+        db.session.commit()  # the audit event, and a rehashed password
         if user is not None:
             login_user(user, remember=form.remember.data)
             return redirect(_next_url())
-        form.password.errors.append("Wrong email or password.")
     status = 400 if form.errors else 200
     return render_template("auth/login.html", form=form, signup_open=services.signup_open()), status
 
@@ -70,6 +86,27 @@ def login():
 @login_required
 def logout():
     """Sign out."""
+    audit.record("signout", current_user._get_current_object())
+    db.session.commit()
     logout_user()
     flash("You are signed out.")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    """Set a new password from a one-time reset link (``flask users reset-password``)."""
+    user = services.user_for_reset(token)
+    if user is None:
+        abort(404, "This reset link is unknown, expired or used already.")
+    form = ResetPasswordForm()
+
+    def reset() -> None:
+        services.reset_password(user, form.password.data)
+
+    if form.validate_on_submit() and submit(form, reset, "password"):
+        logout_user()
+        flash("Your password is set. Sign in with it.")
+        return redirect(url_for("auth.login"))
+    status = 400 if form.errors else 200
+    return render_template("auth/reset.html", form=form, email=user.email), status

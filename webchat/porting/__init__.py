@@ -11,7 +11,9 @@ import io
 import zipfile
 from typing import IO
 
+from .. import audit
 from ..errors import InvalidInput
+from ..extensions import db
 from ..models import User
 from . import chatgpt, claude_code, native
 from .report import ImportReport
@@ -66,6 +68,20 @@ def import_upload(
     conversation. Raises :class:`InvalidInput` (field ``file``) when the format is unknown or
     the file cannot be read at all."""
     kind = format or detect(fileobj, filename)
+    report = _import_upload(user, fileobj, filename, kind)
+    audit.record(
+        "import",
+        user,
+        format=kind,
+        file=filename[:200],
+        conversations=report.conversations_created + report.conversations_updated,
+        messages=report.messages,
+    )
+    db.session.commit()
+    return report
+
+
+def _import_upload(user: User, fileobj: IO[bytes], filename: str, kind: str | None) -> ImportReport:
     if kind not in FORMATS:
         raise InvalidInput(
             "This file is not a webchat export, a ChatGPT conversations.json (or its ZIP) or a "

@@ -12,11 +12,12 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from .. import audit
 from ..conversations import paging
 from ..conversations import services as conversations
 from ..conversations.services import NotFound
 from ..errors import InvalidInput
-from ..models import Conversation
+from ..models import Conversation, User
 from . import export
 from .report import ImportReport
 
@@ -40,8 +41,11 @@ def _allow_large_uploads(endpoint: str | None, values: dict | None) -> None:
         request.max_content_length = current_app.config["IMPORT_MAX_BYTES"]
 
 
-def download(chunks, mimetype: str, filename: str):
-    """A streamed attachment response of ``chunks`` (str or bytes pieces)."""
+def download(chunks, mimetype: str, filename: str, user: User | None = None):
+    """A streamed attachment response of ``chunks`` (str or bytes pieces); an export of
+    ``user``'s conversations is audited."""
+    if user is not None:
+        audit.record_now("export", user, file=filename[:200])
     return current_app.response_class(
         stream_with_context(chunks),
         mimetype=mimetype,
@@ -53,16 +57,19 @@ def download(chunks, mimetype: str, filename: str):
     )
 
 
-def conversation_download(conversation: Conversation, kind: str, branches: bool = False):
+def conversation_download(
+    conversation: Conversation, kind: str, branches: bool = False, user: User | None = None
+):
     """The download of one conversation as ``kind`` (a key of :data:`EXPORTS`); Markdown of
-    the active path, or of every branch with ``branches`` (JSON always holds the whole tree)."""
+    the active path, or of every branch with ``branches`` (JSON always holds the whole tree).
+    A download for ``user`` is audited."""
     mimetype, extension, chunks = EXPORTS[kind]
     pieces = (
         export.markdown_chunks(conversation, branches)
         if kind == "markdown"
         else chunks(conversation)
     )
-    return download(pieces, mimetype, export.filename(conversation, extension))
+    return download(pieces, mimetype, export.filename(conversation, extension), user)
 
 
 @bp.get("/c/<conversation_id>/export")
@@ -79,7 +86,9 @@ def export_conversation(conversation_id: str):
         conversation = conversations.owned_conversation(current_user, conversation_id)
     except NotFound:
         abort(404, "No such conversation.")
-    return conversation_download(conversation, kind, "branches" in request.args)
+    return conversation_download(
+        conversation, kind, "branches" in request.args, current_user._get_current_object()
+    )
 
 
 @bp.get("/export")
@@ -91,7 +100,7 @@ def export_all():
         abort(400, "format must be zip or ndjson.")
     mimetype, extension, chunks = BULK_EXPORTS[kind]
     user = current_user._get_current_object()
-    return download(chunks(user), mimetype, f"webchat-export.{extension}")
+    return download(chunks(user), mimetype, f"webchat-export.{extension}", user)
 
 
 @bp.route("/import", methods=["GET", "POST"])

@@ -1,26 +1,31 @@
-"""The settings page: the user's API tokens. One template serves the page and, for htmx, the
-tokens section alone (``settings/_tokens.html``)."""
+"""The settings page: the user's API tokens (one template serves the page and, for htmx, the
+tokens section alone: ``settings/_tokens.html``); the account: change the password, sign out
+everywhere, recent activity, delete the account (``settings/_account.html``)."""
 
 from __future__ import annotations
 
 from flask import (
     Blueprint,
     abort,
+    current_app,
+    flash,
     make_response,
     redirect,
     render_template,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from htmx_flask import request  # flask's request, typed with .htmx
 from wtforms import StringField
 from wtforms.validators import Length
 
-from .. import htmx
+from .. import audit, htmx
 from ..api import tokens
+from ..auth import services as accounts
+from ..auth.forms import ChangePasswordForm, ConfirmForm, DeleteAccountForm
 from ..conversations import paging
-from ..errors import InvalidInput
+from ..errors import InvalidInput, submit
 from ..extensions import db
 from ..models import ApiToken
 
@@ -49,8 +54,82 @@ def _page(
     if request.htmx:
         html = render_template("settings/_tokens.html", **context)
     else:
-        html = render_template("settings/index.html", **paging.sidebar(current_user), **context)
+        html = render_template(
+            "settings/index.html", **paging.sidebar(current_user), **context, **_account()
+        )
     return htmx.vary(make_response(html, status))
+
+
+def _account(**forms) -> dict:
+    """The account section's context: its forms (fresh unless given) and recent events."""
+    return {
+        "password_form": forms.get("password_form") or ChangePasswordForm(formdata=None),
+        "delete_form": forms.get("delete_form") or DeleteAccountForm(formdata=None),
+        "confirm_form": ConfirmForm(formdata=None),
+        "events": audit.events_of(current_user),
+    }
+
+
+def _account_page(status: int, **forms):
+    """The whole settings page with the account section's forms as posted (errors shown)."""
+    html = render_template(
+        "settings/index.html",
+        **paging.sidebar(current_user),
+        form=TokenForm(formdata=None),
+        tokens=tokens.tokens_of(current_user),
+        new_token=None,
+        new_row=None,
+        **_account(**forms),
+    )
+    return make_response(html, status)
+
+
+@bp.post("/password")
+@login_required
+def change_password():
+    """Change the password (the current one required); other sessions end, this one stays."""
+    form = ChangePasswordForm()
+    user = current_user._get_current_object()
+
+    def change() -> None:
+        accounts.change_password(user, form.current.data, form.password.data)
+
+    if form.validate_on_submit() and submit(form, change, "password"):
+        cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+        login_user(user, remember=cookie in request.cookies)  # this browser, new generation
+        flash("Your password is changed. Every other session is signed out.")
+        return redirect(url_for(".index"), 303)
+    return _account_page(400, password_form=form)
+
+
+@bp.post("/sessions/revoke")
+@login_required
+def sign_out_everywhere():
+    """End every session of the user (this one too)."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    accounts.sign_out_everywhere(current_user._get_current_object())
+    db.session.commit()
+    logout_user()
+    flash("You are signed out everywhere.")
+    return redirect(url_for("auth.login"), 303)
+
+
+@bp.post("/delete")
+@login_required
+def delete_account():
+    """Delete the account and everything in it, after typed confirmation and the password."""
+    form = DeleteAccountForm()
+    user = current_user._get_current_object()
+
+    def delete() -> None:
+        accounts.delete_account(user, form.confirmation.data, form.password.data)
+
+    if form.validate_on_submit() and submit(form, delete, "confirmation"):
+        logout_user()
+        flash("Your account and everything in it are deleted.")
+        return redirect(url_for("auth.login"), 303)
+    return _account_page(400, delete_form=form)
 
 
 @bp.get("/")

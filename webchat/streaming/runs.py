@@ -26,6 +26,7 @@ from sqlalchemy import select
 from .. import providers, tools, tree
 from ..extensions import db
 from ..models import Conversation, Message, Role, Run, Status, utcnow
+from ..ops import metrics
 from ..providers.base import (
     ChatMessage,
     Finish,
@@ -258,6 +259,7 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     try:
         provider, model = providers.resolve(model_id)
     except ProviderError as exc:
+        metrics.provider_error("unknown_model")
         raise _Stop(Status.ERROR, str(exc)) from None
     definitions = tools.definitions(app) if app.config["TOOLS_ENABLED"] else []
     extra = {"session": session} if getattr(provider, "uses_session", False) else {}
@@ -407,10 +409,13 @@ def _stream_step(
 
     def flush() -> None:
         nonlocal last_write
+        oldest = buffer.first_at
         if store.append(run_id, message_id, buffer.take()):
             stop.set()
             raise _Stop(Status.CANCELLED)
         last_write = time.monotonic()
+        if oldest is not None:
+            metrics.persisted(last_write - oldest)
 
     try:
         while True:
@@ -449,6 +454,7 @@ def _stream_step(
             elif isinstance(item, SessionState):
                 store.update_conversation_meta(run_id, item.values)
             elif isinstance(item, BaseException):
+                metrics.provider_error(type(item).__name__)
                 if buffer.parts:
                     store.append(run_id, message_id, buffer.take())
                 raise _Stop(Status.ERROR, _readable(item))
@@ -457,6 +463,7 @@ def _stream_step(
             if (due is not None and due <= 0) or now - last_write >= heartbeat_s:
                 flush()
             if now - last_event >= timeout_s:
+                metrics.provider_error("timeout")
                 if buffer.parts:
                     store.append(run_id, message_id, buffer.take())
                 raise _Stop(
@@ -475,6 +482,7 @@ def _stream_step(
         meta["usage"] = usage
     store.update_message(run_id, message_id, meta=meta)
     if finish_reason is None:
+        metrics.provider_error("incomplete")
         raise _Stop(Status.ERROR, "The provider ended the stream without finishing the reply.")
     return {
         "tool_calls": tool_calls,

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from ..extensions import db
 from ..models import Message, Role, Run, Status
+from ..ops import metrics
 
 END = "end"
 
@@ -214,6 +215,13 @@ def follow(
     (``url_for``, ``csrf_token``). Ends after the ``done`` event (preceded by ``error`` for a
     failed run), or at once if the run is deleted.
     """
+    with metrics.open_stream():
+        yield from _follow(app, run_id, fmt, last_event_id)
+
+
+def _follow(
+    app: Flask, run_id: uuid.UUID, fmt: StreamFormat, last_event_id: str | None
+) -> Iterator[str]:
     poll_s = app.config["STREAM_POLL_MS"] / 1000
     ping_s = app.config["SSE_HEARTBEAT_MS"] / 1000
     cursor = Cursor.parse(last_event_id)

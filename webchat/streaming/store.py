@@ -24,6 +24,7 @@ from .. import tree
 from ..db import begin_write
 from ..extensions import db
 from ..models import Conversation, Message, Role, Run, Status, new_id, utcnow
+from ..ops import metrics
 from ..rendering import render_markdown
 from .notify import notifier
 
@@ -370,6 +371,7 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
         update(Conversation).where(Conversation.id == run.conversation_id).values(updated_at=now)
     )
     _commit_and_wake(run_id)
+    metrics.run_finished(status)
 
 
 def request_cancel(run_id: uuid.UUID) -> None:

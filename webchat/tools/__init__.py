@@ -24,6 +24,7 @@ from typing import Any
 from flask import Flask
 
 from ..extensions import db
+from ..ops import metrics
 from ..providers.base import ToolCall
 
 RESULT_CHARS = 20_000  # a result longer than this (as JSON text) is cut for the model
@@ -155,10 +156,13 @@ def run(call: ToolCall, context: ToolContext, timeout_ms: float) -> Outcome:
     thread.start()
     thread.join(timeout_ms / 1000)
     if thread.is_alive():
+        metrics.tool_called(call.name, "timeout")
         return Outcome(
             error=f"the tool took longer than {timeout_ms / 1000:g} s and was abandoned",
             duration_ms=elapsed(),
         )
     if "error" in box:
+        metrics.tool_called(call.name, "error")
         return Outcome(error=box["error"], duration_ms=elapsed())
+    metrics.tool_called(call.name, "ok")
     return Outcome(result=box.get("result"), duration_ms=elapsed())
