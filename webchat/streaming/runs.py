@@ -10,6 +10,7 @@ time out a silent provider, whatever the provider does.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import queue
@@ -268,6 +269,7 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     model_id = run.model
     context = tools.ToolContext(app, conversation.user_id, conversation.id)
     session = dict(conversation.meta or {})
+    call_ids = taken_call_ids(conversation.id)
     db.session.rollback()  # hold no transaction while the provider works
 
     try:
@@ -282,6 +284,7 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
         step = _stream_step(app, run_id, message_id, stream, model_id=model_id)
         if not step["tool_calls"]:
             break
+        step["tool_calls"] = unique_calls(step["tool_calls"], call_ids)
         last_id = _store_tool_calls(run_id, step["message_id"], step["tool_calls"], model_id)
         if round_ == limit:
             raise _Stop(
@@ -295,9 +298,42 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     store.finish(run_id, Status.COMPLETE)
 
 
+def taken_call_ids(conversation_id: uuid.UUID) -> set[str]:
+    """The ids of the tool calls stored in the conversation (one query)."""
+    rows = db.session.scalars(
+        select(Message.tool_call).where(
+            Message.conversation_id == conversation_id,
+            Message.role == Role.ASSISTANT,
+            Message.tool_name.is_not(None),
+        )
+    )
+    return {str(row["id"]) for row in rows if isinstance(row, dict) and row.get("id")}
+
+
+def unique_calls(calls: list[ToolCall], taken: set[str]) -> list[ToolCall]:
+    """``calls`` with ids unique in the conversation: a missing id, or one already ``taken``
+    (servers that number calls ``"0"`` on every turn, Kimi's ``functions.add:0``), is replaced
+    by a new ``call_<24 hex>``; the upstream's id is kept as ``upstream_id``. Adds the ids to
+    ``taken``. Results pair with calls by the stored id, which is also what the model is sent
+    back."""
+    out = []
+    for call in calls:
+        if not call.id or call.id in taken:
+            call = dataclasses.replace(
+                call, id=f"call_{uuid.uuid4().hex[:24]}", upstream_id=call.id or None
+            )
+        taken.add(call.id)
+        out.append(call)
+    return out
+
+
 def _call_json(call: ToolCall) -> dict[str, Any]:
-    """A tool call as stored in ``Message.tool_call``: ``{"id", "name", "arguments"}``."""
-    return {"id": call.id, "name": call.name, "arguments": call.arguments}
+    """A tool call as stored in ``Message.tool_call``: ``{"id", "name", "arguments"}``, plus
+    ``upstream_id`` when webchat had to replace the upstream's id (see :func:`unique_calls`)."""
+    stored = {"id": call.id, "name": call.name, "arguments": call.arguments}
+    if call.upstream_id:
+        stored["upstream_id"] = call.upstream_id
+    return stored
 
 
 def _store_tool_calls(
@@ -417,6 +453,7 @@ def _stream_step(
     last_event = last_write = time.monotonic()
     finish_reason: str | None = None
     usage: dict[str, Any] = {}
+    inferred = False
     tool_calls: list[ToolCall] = []
     is_open = True  # False after an upstream tool result: message_id is that tool message
 
@@ -455,6 +492,7 @@ def _stream_step(
                 usage = {"input_tokens": item.input_tokens, "output_tokens": item.output_tokens}
             elif isinstance(item, Finish):
                 finish_reason = item.reason
+                inferred = item.inferred
             elif isinstance(item, ToolResult):
                 flush()
                 message_id = _store_upstream_result(
@@ -486,6 +524,8 @@ def _stream_step(
                 run_id, message_id, Role.ASSISTANT, content="", meta={"model": model_id}
             )
     meta: dict[str, Any] = {"finish_reason": finish_reason}
+    if inferred:  # the upstream named no reason; it was judged from what arrived
+        meta["finish_inferred"] = True
     if usage:
         meta["usage"] = usage
     store.update_message(run_id, message_id, meta=meta)
