@@ -63,6 +63,15 @@ def lines(parts: tuple[str, str]) -> list[dict]:
     return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
+def reasoning_of(chunks) -> str:
+    """The thinking of chat chunks: ``reasoning_content`` or ``reasoning`` deltas joined."""
+    return "".join(
+        choice["delta"].get("reasoning_content") or choice["delta"].get("reasoning") or ""
+        for chunk in chunks
+        for choice in chunk.get("choices", [])
+    )
+
+
 def chunks_reply(chunks: list[dict], done: bool = True) -> Reply:
     """A stream of these chunks as ``data:`` events, ``[DONE]`` last when ``done``."""
     events = [f"data: {json.dumps(c)}\n\n".encode() for c in chunks]
@@ -265,6 +274,7 @@ def test_deepseek_fragmented_call_after_reasoning_usage_null_until_last(app, use
     upstream.queue(chunk_file_reply(fixture_path(*DEEPSEEK)), text_reply())
     _, (_, call, result, answer) = chat(app, user_client, "Weather?", MODEL)
     assert call.content == ""  # content null, then "" on the last chunk
+    assert call.reasoning == reasoning_of(chunks) and call.reasoning.startswith("The user asks")
     assert call.tool_call["name"] == name
     assert call.tool_call["arguments"] == json.loads(arguments)
     assert call.tool_call["id"].startswith("call_00_")
@@ -277,6 +287,8 @@ def test_xai_no_finish_reason_key_until_the_end(app, user_client, upstream):
     upstream.queue(chunk_file_reply(fixture_path(*XAI)), text_reply())
     _, (_, call, result, answer) = chat(app, user_client, "Weather in SF?", MODEL)
     assert call.tool_call == {"id": "call_55117580", **WEATHER_SF}
+    assert call.reasoning == reasoning_of(lines(XAI)) == "First, the user is"
+    assert call.content == "" and answer.reasoning is None
     assert call.meta["finish_reason"] == "tool_calls" and "finish_inferred" not in call.meta
     assert answer.status == "complete"
 
@@ -292,6 +304,8 @@ def test_llamacpp_finish_in_empty_delta_and_usage_with_timings(app, user_client,
         "arguments": {"location": "Florence"},
     }
     assert result.content == "40 C"
+    assert call.reasoning == reasoning_of(recorded_chunks(LLAMACPP, 0))
+    assert answer.reasoning == reasoning_of(recorded_chunks(LLAMACPP, 1))
     assert answer.content == openai_text(recorded_chunks(LLAMACPP, 1))
     assert "°C" in answer.content
     assert (answer.meta["usage"]["input_tokens"], answer.meta["usage"]["output_tokens"]) == (
@@ -367,6 +381,7 @@ def test_openrouter_error_chunk_after_200_ends_in_error(app, user_client, upstre
     assert reply.status == "error"
     assert "Token limit reached" in reply.error
     assert reply.content == openai_text(c for c in chunks if "error" not in c)
+    assert reply.reasoning == reasoning_of(chunks) and reply.reasoning
     assert "Token limit reached" in user_client.get(f"/c/{cid}").get_data(as_text=True)
 
 
@@ -376,14 +391,43 @@ def test_openrouter_keepalive_comments_are_skipped(app, user_client, upstream):
     assert ": OPENROUTER PROCESSING" in body
     _, (_, reply) = chat(app, user_client, "What is 2+2?", MODEL)
     assert reply.status == "complete", reply.error
-    assert reply.content == openai_text(recorded_chunks(OPENROUTER_REASONING, 0))
+    chunks = recorded_chunks(OPENROUTER_REASONING, 0)
+    assert reply.content == openai_text(chunks) and "4" in reply.content
     assert reply.meta["finish_reason"] == "stop"
 
 
-def test_models_listing_that_is_empty_leaves_the_configured_ones(make_app, upstream):
-    from webchat.providers import available_models
+def test_openrouter_reasoning_and_reasoning_details_stored_once(app, user_client, upstream):
+    # Each delta carries the same thinking twice: `reasoning` and `reasoning_details[].text`.
+    chunks = recorded_chunks(OPENROUTER_REASONING, 0)
+    details = "".join(
+        d.get("text") or ""
+        for c in chunks
+        for ch in c["choices"]
+        for d in ch["delta"].get("reasoning_details") or ()
+    )
+    assert details == reasoning_of(chunks) != ""
+    upstream.queue(*replies_of(fixture_path(*OPENROUTER_REASONING)))
+    _, (_, reply) = chat(app, user_client, "What is 2+2?", MODEL)
+    assert reply.reasoning == details
+    assert reply.content == openai_text(chunks)
 
-    upstream.serve_models()  # the server lists nothing
-    listing = make_app(**upstream_config(upstream, OPENAI_LIST_MODELS=True))
-    with listing.test_request_context():
-        assert "openai/gpt-4o-mini" in available_models()
+
+def test_think_tags_inside_content_become_reasoning(app, user_client, upstream):
+    # llama.cpp's recorded answer with its thinking sent inside `content` between <think> and
+    # </think>, as Ollama serves such models, re-cut into 5-character deltas so the tags arrive
+    # in pieces.
+    chunks = recorded_chunks(LLAMACPP, 1)
+    thought, answer_text = reasoning_of(chunks), openai_text(chunks)
+    text = "<think>" + thought + "</think>\n\n" + answer_text
+    pieces = [
+        {**chunks[1], "choices": [{"index": 0, "delta": {"content": text[i : i + 5]}}]}
+        for i in range(0, len(text), 5)
+    ]
+    ends = [c for c in chunks if not c["choices"] or c["choices"][0].get("finish_reason")]
+    upstream.queue(chunks_reply([chunks[0], *pieces, *ends]))
+    cid, (_, reply) = chat(app, user_client, "Weather?", MODEL)
+    assert reply.status == "complete", reply.error
+    assert reply.reasoning == thought
+    assert reply.content == answer_text.lstrip() and "<think>" not in reply.content
+    page = user_client.get(f"/c/{cid}").get_data(as_text=True)
+    assert '<details class="thinking"><summary>Thinking</summary>' in page

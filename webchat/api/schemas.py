@@ -117,6 +117,9 @@ class MessageOut(BaseModel):
     parent_id: uuid.UUID | None
     role: RoleName
     content: str = Field(description="The text; grows while status is streaming.")
+    reasoning: str | None = Field(
+        description="The model's thinking, kept apart from the content; null when it had none."
+    )
     tool_name: str | None
     tool_call: Any = Field(description="The tool call an assistant message makes, or null.")
     tool_result: Any = Field(description="The result a tool message carries, or null.")
@@ -134,6 +137,7 @@ class MessageOut(BaseModel):
             parent_id=message.parent_id,
             role=message.role,  # type: ignore[arg-type]
             content=message.content or "",
+            reasoning=message.reasoning,
             tool_name=message.tool_name,
             tool_call=message.tool_call,
             tool_result=message.tool_result,

@@ -32,6 +32,8 @@ from ..providers.base import (
     ChatMessage,
     Finish,
     ProviderError,
+    ReasoningBlock,
+    ReasoningDelta,
     SessionState,
     TextDelta,
     ToolCall,
@@ -162,6 +164,7 @@ def to_chat_messages(conversation: Conversation, messages: list[Message]) -> lis
                 tool_call_id=_tool_call_id(m) if m.role == Role.TOOL else None,
                 tool_name=m.tool_name,
                 is_error=m.role == Role.TOOL and bool((m.tool_result or {}).get("error")),
+                reasoning_blocks=tuple((m.meta or {}).get("reasoning_blocks") or ()),
             )
         )
     return out
@@ -448,6 +451,8 @@ def _stream_step(
     stop = threading.Event()
     threading.Thread(target=_produce, args=(stream, events, stop), daemon=True).start()
     buffer = store.DeltaBuffer(cfg["FLUSH_INTERVAL_MS"])
+    thinking = store.DeltaBuffer(cfg["FLUSH_INTERVAL_MS"])  # reasoning, stored apart
+    blocks: list[dict[str, Any]] = []  # signed thinking blocks, kept in the message's meta
     heartbeat_s = cfg["HEARTBEAT_INTERVAL_MS"] / 1000
     timeout_s = cfg["PROVIDER_TIMEOUT_MS"] / 1000
     last_event = last_write = time.monotonic()
@@ -459,16 +464,23 @@ def _stream_step(
 
     def flush() -> None:
         nonlocal last_write
+        store.append_reasoning(run_id, message_id, thinking.take())
         if store.append(run_id, message_id, buffer.take()):
             stop.set()
             raise _Stop(Status.CANCELLED)
         last_write = time.monotonic()
 
+    def keep() -> None:
+        """Store what is buffered before the step fails (no cancel check: it ends anyway)."""
+        store.append_reasoning(run_id, message_id, thinking.take())
+        if buffer.parts:
+            store.append(run_id, message_id, buffer.take())
+
     try:
         while True:
             now = time.monotonic()
             waits = [heartbeat_s - (now - last_write), timeout_s - (now - last_event)]
-            due = buffer.seconds_left()
+            due = _due(buffer, thinking)
             if due is not None:
                 waits.append(due)
             try:
@@ -479,13 +491,17 @@ def _stream_step(
                 break
             if item is not None:
                 last_event = time.monotonic()
-            if isinstance(item, (TextDelta, ToolCall)) and not is_open:
+            if isinstance(item, (TextDelta, ReasoningDelta, ToolCall)) and not is_open:
                 message_id = store.add_message(
                     run_id, message_id, Role.ASSISTANT, content="", meta={"model": model_id}
                 )
                 is_open = True
             if isinstance(item, TextDelta):
                 buffer.add(item.text)
+            elif isinstance(item, ReasoningDelta):
+                thinking.add(item.text)
+            elif isinstance(item, ReasoningBlock):
+                blocks.append(item.block)
             elif isinstance(item, ToolCall):
                 tool_calls.append(item)
             elif isinstance(item, Usage):
@@ -502,16 +518,14 @@ def _stream_step(
             elif isinstance(item, SessionState):
                 store.update_conversation_meta(run_id, item.values)
             elif isinstance(item, BaseException):
-                if buffer.parts:
-                    store.append(run_id, message_id, buffer.take())
+                keep()
                 raise _Stop(Status.ERROR, _readable(item))
             now = time.monotonic()
-            due = buffer.seconds_left()
+            due = _due(buffer, thinking)
             if (due is not None and due <= 0) or now - last_write >= heartbeat_s:
                 flush()
             if now - last_event >= timeout_s:
-                if buffer.parts:
-                    store.append(run_id, message_id, buffer.take())
+                keep()
                 raise _Stop(
                     Status.ERROR,
                     f"The provider sent nothing for {timeout_s:g} s and was given up on.",
@@ -526,6 +540,8 @@ def _stream_step(
     meta: dict[str, Any] = {"finish_reason": finish_reason}
     if inferred:  # the upstream named no reason; it was judged from what arrived
         meta["finish_inferred"] = True
+    if blocks:
+        meta["reasoning_blocks"] = blocks
     if usage:
         meta["usage"] = usage
     store.update_message(run_id, message_id, meta=meta)
@@ -537,6 +553,11 @@ def _stream_step(
         "finish_reason": finish_reason,
         "message_id": message_id,
     }
+
+
+def _due(*buffers: store.DeltaBuffer) -> float | None:
+    """Seconds until the first of ``buffers`` is due to be written; None when all are empty."""
+    return min((s for s in (b.seconds_left() for b in buffers) if s is not None), default=None)
 
 
 def _readable(exc: BaseException) -> str:

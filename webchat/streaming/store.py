@@ -252,6 +252,30 @@ def _write_appends(batch: list[_Pending]) -> None:
         notifier().publish_many(payloads)
 
 
+_APPEND_REASONING = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("message_id"), _messages.c.status.in_(Status.ACTIVE))
+    .values(
+        reasoning=func.coalesce(_messages.c.reasoning, "") + bindparam("text"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+def append_reasoning(run_id: uuid.UUID, message_id: uuid.UUID, text: str) -> None:
+    """Append ``text`` (characters of the model's thinking) to the message's ``reasoning``, in
+    one short transaction, and wake the run's readers. A message that has ended is left as it
+    is. Thinking comes in bursts before the answer, so these writes take the place of the text
+    appends rather than adding to them (the executor flushes both on the same interval)."""
+    if not text:
+        return
+    begin_write()
+    db.session.connection().execute(
+        _APPEND_REASONING, {"message_id": message_id, "text": text, "now": utcnow()}
+    )
+    _commit_and_wake(run_id)
+
+
 def touch(run_ids: list[uuid.UUID]) -> None:
     """Touch the heartbeat of those of ``run_ids`` still active: one ``UPDATE``, one commit."""
     begin_write()
