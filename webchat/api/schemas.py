@@ -241,10 +241,22 @@ class ConversationOut(BaseModel):
         return cls(**cls.fields_of(conversation))
 
 
+class UsageOut(BaseModel):
+    """Token usage and cost: a reply's ``metadata.usage`` has this shape, and a conversation's
+    ``usage`` holds the sums over its replies."""
+
+    input_tokens: int | None = Field(description="Prompt tokens, cached ones included.")
+    output_tokens: int | None = Field(description="Completion tokens, reasoning included.")
+    cached_tokens: int | None = Field(description="Prompt tokens read from a cache.")
+    reasoning_tokens: int | None = Field(description="Completion tokens spent thinking.")
+    cost_usd: float | None = Field(description="US dollars; null when the price is unknown.")
+
+
 class ConversationDetail(ConversationOut):
     """A conversation with its newest page of messages (oldest first); ``next_cursor`` pages
-    back through ``GET .../messages?before=``."""
+    back through ``GET .../messages?before=``; ``usage`` sums every reply's usage."""
 
+    usage: UsageOut
     messages: list[MessageOut]
     has_more: bool
     next_cursor: str | None

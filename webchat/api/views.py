@@ -17,6 +17,7 @@ from ..extensions import db
 from ..models import Conversation, Message, Run, Status
 from ..providers import available_models
 from ..streaming import runs, sse
+from ..usage.services import conversation_usage
 from .auth import current_api_user, public
 from .base import bp, documented, json_body, openapi_document, query_args, responses, spec
 from .errors import fail
@@ -35,6 +36,7 @@ from .schemas import (
     ModelOut,
     SendMessage,
     SendResult,
+    UsageOut,
 )
 from .stream import JsonStreamFormat
 
@@ -98,6 +100,7 @@ def get_conversation(conversation_id: uuid.UUID):
     messages, more = paging.older(conversation, None, current_app.config["PAGE_SIZE"])
     return ConversationDetail(
         **ConversationOut.fields_of(conversation),
+        usage=UsageOut(**conversation_usage(conversation.id)),
         messages=[MessageOut.of(m) for m in messages],
         has_more=more,
         next_cursor=str(messages[0].id) if more else None,

@@ -20,6 +20,7 @@ from ..extensions import db
 from ..models import Message
 from ..providers import available_models
 from ..streaming import runs, sse
+from ..usage.services import conversation_usage
 from . import paging, services, titles
 from .formats import HtmlStreamFormat
 from .services import NotFound
@@ -132,6 +133,7 @@ def show(conversation_id: str):
             window=window,
             messages=window.messages,
             streaming=services.has_active_reply(conversation),
+            usage=conversation_usage(conversation.id),
             **_sidebar(),
             models=available_models(),
         )

@@ -40,6 +40,7 @@ from ..providers.base import (
     ToolResult,
     Usage,
 )
+from ..usage.services import usage_json
 from . import store
 
 log = logging.getLogger(__name__)
@@ -505,7 +506,7 @@ def _stream_step(
             elif isinstance(item, ToolCall):
                 tool_calls.append(item)
             elif isinstance(item, Usage):
-                usage = {"input_tokens": item.input_tokens, "output_tokens": item.output_tokens}
+                usage = usage_json(item, model_id)
             elif isinstance(item, Finish):
                 finish_reason = item.reason
                 inferred = item.inferred
@@ -542,8 +543,7 @@ def _stream_step(
         meta["finish_inferred"] = True
     if blocks:
         meta["reasoning_blocks"] = blocks
-    if usage:
-        meta["usage"] = usage
+    meta["usage"] = usage or usage_json(Usage(), model_id)  # all null: the server said nothing
     store.update_message(run_id, message_id, meta=meta)
     if finish_reason is None:
         raise _Stop(Status.ERROR, "The provider ended the stream without finishing the reply.")

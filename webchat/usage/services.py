@@ -1,0 +1,121 @@
+"""Usage of a reply as stored, its cost, and sums.
+
+A reply's ``metadata.usage`` is ``{"input_tokens", "output_tokens", "cached_tokens",
+"reasoning_tokens", "cost_usd"}``: token counts as the upstream reported them (None where it said
+nothing; input includes cached prompt tokens, output includes reasoning), and the cost in US
+dollars, None when unknown. The cost is, in order: the ``MODEL_PRICES`` config override for the
+model id (USD per million tokens), the price the upstream itself reported (OpenRouter, xAI), or
+the ``genai-prices`` database (looked up by the provider's base URL when one is configured, else
+by the provider's name, or by ``PRICE_PROVIDERS``); a model none of them knows has no cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Message, Role
+from ..providers.base import Usage, split_model_id
+
+log = logging.getLogger(__name__)
+
+TOKEN_KEYS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
+KEYS = (*TOKEN_KEYS, "cost_usd")
+
+
+def usage_json(usage: Usage, model_id: str | None) -> dict[str, Any]:
+    """``usage`` as stored in ``metadata.usage`` (see the module docstring), its cost priced
+    for ``model_id`` (``provider/model``)."""
+    stored: dict[str, Any] = {key: getattr(usage, key) for key in TOKEN_KEYS}
+    stored["cost_usd"] = cost_usd(usage, model_id)
+    return stored
+
+
+def cost_usd(usage: Usage, model_id: str | None) -> float | None:
+    """The cost of ``usage`` on ``model_id`` in USD (rounded to 10⁻⁹), or None when unknown."""
+    counted = usage.input_tokens is not None or usage.output_tokens is not None
+    override = (current_app.config.get("MODEL_PRICES") or {}).get(model_id or "")
+    if override is not None and counted:
+        return _priced(usage, override)
+    if usage.cost_usd is not None:
+        return round(usage.cost_usd, 9)
+    if not model_id or not counted:
+        return None
+    try:
+        provider, model = split_model_id(model_id)
+    except ValueError:
+        return None
+    return _genai_price(usage, provider, model)
+
+
+def _priced(usage: Usage, prices: dict[str, float]) -> float:
+    """Cost from per-million-token prices ``{"input", "output", "cached"}`` (cached defaults to
+    the input price)."""
+    cached = usage.cached_tokens or 0
+    fresh = max(0, (usage.input_tokens or 0) - cached)
+    total = (
+        fresh * prices.get("input", 0)
+        + cached * prices.get("cached", prices.get("input", 0))
+        + (usage.output_tokens or 0) * prices.get("output", 0)
+    )
+    return round(total / 1_000_000, 9)
+
+
+def _genai_price(usage: Usage, provider: str, model: str) -> float | None:
+    """The ``genai-prices`` price, or None when it knows no such model (or it fails)."""
+    import genai_prices
+
+    cfg = current_app.config
+    named = (cfg.get("PRICE_PROVIDERS") or {}).get(provider)
+    base_url = cfg.get(f"{provider.upper().replace('-', '_')}_BASE_URL")
+    if not named and not base_url and provider not in ("openai", "anthropic"):
+        return None
+    values = {"input_tokens": usage.input_tokens or 0, "output_tokens": usage.output_tokens or 0}
+    if usage.cached_tokens:
+        values["cache_read_tokens"] = usage.cached_tokens
+    counted = genai_prices.Usage(**values)
+    try:
+        if named or not base_url:
+            price = genai_prices.calc_price(counted, model, provider_id=named or provider)
+        else:
+            price = genai_prices.calc_price(counted, model, provider_api_url=base_url)
+    except LookupError:
+        return None
+    except Exception:  # noqa: BLE001 - a price is a nicety; never fail a reply for it
+        log.exception("pricing %s/%s failed", provider, model)
+        return None
+    return round(float(Decimal(price.total_price)), 9)
+
+
+def _sum_columns() -> list[Any]:
+    columns = [func.sum(Message.meta[("usage", key)].as_integer()).label(key) for key in TOKEN_KEYS]
+    columns.append(func.sum(Message.meta[("usage", "cost_usd")].as_float()).label("cost_usd"))
+    columns.append(func.count(Message.meta[("usage", "cost_usd")].as_float()).label("priced"))
+    columns.append(func.count(Message.meta[("usage", "input_tokens")].as_integer()).label("n"))
+    return columns
+
+
+def _totals(row: Any) -> dict[str, Any]:
+    """One row of sums as ``{input_tokens, …, cost_usd}``: zero tokens where nothing reported;
+    cost None when no reply was priced."""
+    out: dict[str, Any] = {key: int(getattr(row, key) or 0) for key in TOKEN_KEYS}
+    out["cost_usd"] = round(float(row.cost_usd), 9) if row.priced else None
+    return out
+
+
+def conversation_usage(conversation_id: uuid.UUID) -> dict[str, Any]:
+    """The sums of the usage of every reply of the conversation (one aggregate query, JSON read
+    by the database): ``{input_tokens, output_tokens, cached_tokens, reasoning_tokens,
+    cost_usd}``, tokens as ints, cost in USD or None when no reply has a known cost."""
+    row = db.session.execute(
+        select(*_sum_columns()).where(
+            Message.conversation_id == conversation_id, Message.role == Role.ASSISTANT
+        )
+    ).one()
+    return _totals(row)
