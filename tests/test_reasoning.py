@@ -179,3 +179,47 @@ def test_migration_0007_adds_and_drops_the_reasoning_column(ctx):
     ).all()
     assert (message.content, message.reasoning) == ("ocelot", None)
     assert uuid.UUID(str(message.id))
+
+
+def test_reasoning_streams_live_then_resumes_from_its_cursor(app, user_client, upstream):
+    import html
+    import re
+
+    from webchat.api import tokens
+
+    from .conftest import parse_sse
+    from .test_providers import send
+
+    reply = compat.chunks_reply(compat.lines(compat.DEEPSEEK))
+    reply.pause = 0.02  # slow enough that the stream below starts before the thinking ends
+    upstream.queue(reply, compat.text_reply())
+    cid = send(user_client, "Weather?", compat.MODEL)
+    first = messages_of(app, cid)[1]
+    body = user_client.get(f"/m/{first.id}/stream").get_data(as_text=True)
+    wait_for_runs(app)
+    call = messages_of(app, cid)[1]
+    assert call.reasoning and call.content == ""
+    events = parse_sse(body)
+    live = [e for e in events if e["event"] == "reasoning"]
+    assert live, [e["event"] for e in events]
+    spans = re.compile(r'<span class="thinking-live">(.*?)</span>', re.S)
+    shown = "".join(spans.findall(events[0]["data"])) if events[0]["event"] == "snapshot" else ""
+    shown += "".join(m for e in live for m in spans.findall(e["data"]))
+    assert html.unescape(shown) == call.reasoning
+    offsets = [int(e["id"].rsplit(":r", 1)[1]) for e in live]
+    assert offsets == sorted(offsets) and offsets[-1] == len(call.reasoning)
+    assert all(e["id"].startswith(f"{call.id}:r") for e in live)
+    # a program resuming from a thinking cursor gets the rest of the thinking, then the call
+    with app.app_context():
+        ada = db.session.scalars(select(User)).one()
+        _row, token = tokens.create_token(ada, "tests")
+        db.session.commit()
+    resumed = user_client.get(
+        f"/api/v1/messages/{first.id}/stream",
+        headers={"Authorization": f"Bearer {token}", "Last-Event-ID": f"{call.id}:r5"},
+    )
+    events = parse_sse(resumed.get_data(as_text=True))
+    assert events[0]["event"] == "reasoning"
+    assert json.loads(events[0]["data"])["reasoning"] == call.reasoning[5:]
+    assert events[0]["id"] == f"{call.id}:r{len(call.reasoning)}"
+    assert [e["event"] for e in events[1:3]] == ["tool_call", "tool_result"]
