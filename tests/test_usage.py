@@ -151,3 +151,25 @@ def test_conversation_sums_in_the_api_the_header_and_on_hover(app, user_client, 
     assert f"{expected['input_tokens']:,} in / {expected['output_tokens']:,} out tokens" in page
     assert 'class="usage-total"' in page
     assert "$0.000133" in page  # xAI's reply: 0.00013305 USD, on hover
+
+
+def test_usage_page_totals_by_model_and_by_day(app, user_client, upstream):
+    from datetime import UTC, datetime
+
+    from .conftest import sign_up
+
+    upstream.queue(*replies(compat.XAI), compat.text_reply())
+    cid, _ = chat(app, user_client, "Weather in SF?", MODEL)
+    chat(app, user_client, "Hello", "demo/echo")  # the demo reports tokens, no price
+    usage = [m.meta["usage"] for m in messages_of(app, cid) if m.role == "assistant"]
+    page = user_client.get("/usage/").get_data(as_text=True)
+    assert "<caption>By model</caption>" in page and "<caption>By day (UTC)</caption>" in page
+    inputs = sum(u["input_tokens"] for u in usage)
+    assert f'<td>{MODEL}</td><td class="num">{inputs:,}</td>' in page
+    assert "<td>demo/echo</td>" in page
+    assert f"<td>{datetime.now(UTC).date().isoformat()}</td>" in page
+    assert "$0.000133" in page  # xAI's own price
+    # another user sees none of it
+    other = app.test_client()
+    sign_up(other, "eve@example.com")
+    assert "No reply has reported its usage yet." in other.get("/usage/").get_data(as_text=True)

@@ -52,6 +52,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .porting import bp as porting_bp
     from .search import bp as search_bp
     from .settings import bp as settings_bp
+    from .usage.views import bp as usage_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(conversations_bp)
@@ -59,6 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(porting_bp)
     api.init_app(app)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(usage_bp)
     cli.init_app(app)
 
     if app.config["REAPER_INTERVAL_MS"]:

@@ -20,7 +20,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Message, Role
+from ..models import Conversation, Message, Role, User
 from ..providers.base import Usage, split_model_id
 
 log = logging.getLogger(__name__)
@@ -119,3 +119,39 @@ def conversation_usage(conversation_id: uuid.UUID) -> dict[str, Any]:
         )
     ).one()
     return _totals(row)
+
+
+def user_usage(user: User) -> dict[str, Any]:
+    """The user's usage over every reply of their conversations (Trash included, until purged):
+    ``{"total": sums, "by_model": [(model id, sums)], "by_day": [("YYYY-MM-DD", sums)]}``, sums
+    as :func:`conversation_usage` gives them, models by cost then tokens, days newest first (UTC
+    days). Three aggregate queries, the JSON read by the database."""
+    model = Message.meta["model"].as_string()
+    day = func.date(Message.created_at)
+    mine = (
+        select(*_sum_columns())
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.user_id == user.id, Message.role == Role.ASSISTANT)
+    )
+    by_model = [
+        (row.model or "unknown", _totals(row))
+        for row in db.session.execute(mine.add_columns(model.label("model")).group_by(model))
+    ]
+    by_model.sort(key=lambda item: (-(item[1]["cost_usd"] or 0), -_tokens(item[1]), item[0]))
+    by_day = [
+        (str(row.day)[:10], _totals(row))
+        for row in db.session.execute(
+            mine.add_columns(day.label("day")).group_by(day).order_by(day.desc())
+        )
+    ]
+    by_day = [(d, sums) for d, sums in by_day if _tokens(sums) or sums["cost_usd"]]
+    by_model = [(m, sums) for m, sums in by_model if _tokens(sums) or sums["cost_usd"]]
+    return {
+        "total": _totals(db.session.execute(mine).one()),
+        "by_model": by_model,
+        "by_day": by_day,
+    }
+
+
+def _tokens(sums: dict[str, Any]) -> int:
+    return int(sums["input_tokens"]) + int(sums["output_tokens"])
