@@ -38,6 +38,7 @@ from .common import SdkProvider, parse_arguments
 
 log = logging.getLogger(__name__)
 KNOWN_BLOCKS = {"text", "tool_use", "thinking", "redacted_thinking"}
+THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}  # tokens per reasoning effort
 
 
 def to_anthropic_messages(
@@ -104,6 +105,7 @@ class AnthropicProvider(SdkProvider):
 
     name = "anthropic"
     label = "Anthropic"
+    takes_params = True
 
     def __init__(self, *, max_tokens: int = 4096, **options: Any) -> None:
         super().__init__(anthropic.Anthropic, **options)
@@ -115,9 +117,13 @@ class AnthropicProvider(SdkProvider):
         messages: Sequence[ChatMessage],
         *,
         tools: Sequence[dict[str, Any]] = (),
+        params: dict[str, Any] | None = None,
     ) -> Iterator[Event]:
-        """Stream one message: text deltas as they come, each tool call when its block ends,
-        then usage and the stop reason. Raises :class:`ProviderError`."""
+        """Stream one message: text and thinking deltas as they come, each tool call when its
+        block ends, then usage and the stop reason. ``params``: ``temperature``, ``max_tokens``
+        (else the provider's), ``reasoning_effort`` → extended thinking with a budget of
+        :data:`THINKING_BUDGETS` tokens (max_tokens raised above it; no temperature, which
+        thinking does not take). Raises :class:`ProviderError`."""
         system, history = to_anthropic_messages(messages)
         request: dict[str, Any] = {
             "model": model,
@@ -125,6 +131,15 @@ class AnthropicProvider(SdkProvider):
             "max_tokens": self.max_tokens,
             "stream": True,
         }
+        params = params or {}
+        if params.get("max_tokens"):
+            request["max_tokens"] = params["max_tokens"]
+        budget = THINKING_BUDGETS.get(params.get("reasoning_effort") or "")
+        if budget:
+            request["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            request["max_tokens"] = max(request["max_tokens"], budget + 1024)
+        elif params.get("temperature") is not None:
+            request["temperature"] = params["temperature"]
         if system:
             request["system"] = system
         if tools:

@@ -11,7 +11,9 @@ Tool calls a provider yields are run by webchat (see :mod:`webchat.tools`) unles
 them itself: Claude Code does, and then follows each :class:`ToolCall` with a :class:`ToolResult`
 carrying the same id. A provider whose upstream keeps a session between turns sets
 ``uses_session = True``; it is then called with ``session=`` (a copy of the conversation's
-metadata) and may yield :class:`SessionState` to remember values there.
+metadata) and may yield :class:`SessionState` to remember values there. A provider that takes the
+conversation's generation parameters sets ``takes_params = True``; it is then called with
+``params=`` (``{"temperature", "max_tokens", "reasoning_effort"}``, each optional).
 """
 
 from __future__ import annotations

@@ -88,10 +88,14 @@ class OpenAIProvider(SdkProvider):
 
     name = "openai"
     label = "the OpenAI-compatible server"
+    takes_params = True
 
     def __init__(self, *, send_tools: bool = True, **options: Any) -> None:
         super().__init__(openai.OpenAI, **options)
         self.send_tools = send_tools
+        # OpenAI itself wants max_completion_tokens (its reasoning models refuse max_tokens);
+        # the servers that copy its API know max_tokens.
+        self.max_tokens_key = "max_tokens" if options.get("base_url") else "max_completion_tokens"
 
     def stream(
         self,
@@ -99,10 +103,12 @@ class OpenAIProvider(SdkProvider):
         messages: Sequence[ChatMessage],
         *,
         tools: Sequence[dict[str, Any]] = (),
+        params: dict[str, Any] | None = None,
     ) -> Iterator[Event]:
         """Stream one chat completion: text and reasoning deltas as they come; tool calls, usage
-        and the finish reason once the upstream has sent them whole. Raises
-        :class:`ProviderError`."""
+        and the finish reason once the upstream has sent them whole. ``params`` become
+        ``temperature``, ``max_tokens`` (``max_completion_tokens`` for OpenAI itself) and
+        ``reasoning_effort``. Raises :class:`ProviderError`."""
         request: dict[str, Any] = {
             "model": model,
             "messages": to_openai_messages(messages),
@@ -111,6 +117,14 @@ class OpenAIProvider(SdkProvider):
         }
         if tools and self.send_tools:
             request["tools"] = [{"type": "function", "function": dict(t)} for t in tools]
+        params = params or {}
+        for key, sent in (
+            ("temperature", "temperature"),
+            ("max_tokens", self.max_tokens_key),
+            ("reasoning_effort", "reasoning_effort"),
+        ):
+            if params.get(key) is not None:
+                request[sent] = params[key]
         return self.guarded(lambda: self._open(request), _events)
 
     def _open(self, request: dict[str, Any]) -> Any:

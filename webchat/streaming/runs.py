@@ -273,6 +273,7 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     model_id = run.model
     context = tools.ToolContext(app, conversation.user_id, conversation.id)
     session = dict(conversation.meta or {})
+    params = dict(session.get("params") or {})  # temperature, max_tokens, reasoning_effort
     call_ids = taken_call_ids(conversation.id)
     db.session.rollback()  # hold no transaction while the provider works
 
@@ -281,7 +282,9 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     except ProviderError as exc:
         raise _Stop(Status.ERROR, str(exc)) from None
     definitions = tools.definitions(app) if app.config["TOOLS_ENABLED"] else []
-    extra = {"session": session} if getattr(provider, "uses_session", False) else {}
+    extra: dict[str, Any] = {"session": session} if getattr(provider, "uses_session", False) else {}
+    if params and getattr(provider, "takes_params", False):
+        extra["params"] = params
     limit = app.config["TOOL_LOOP_LIMIT"]
     for round_ in range(limit + 1):
         stream = provider.stream(model, chat, tools=definitions, **extra)
