@@ -268,13 +268,14 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     assert run is not None and run.message_id is not None
     conversation = db.session.get(Conversation, run.conversation_id)
     assert conversation is not None
-    chat = to_chat_messages(conversation, history(run.message_id)[:-1])
+    earlier = history(run.message_id)[:-1]
+    chat = to_chat_messages(conversation, earlier)
+    call_ids = taken_call_ids(earlier)
     message_id = run.message_id
     model_id = run.model
     context = tools.ToolContext(app, conversation.user_id, conversation.id)
     session = dict(conversation.meta or {})
     params = dict(session.get("params") or {})  # temperature, max_tokens, reasoning_effort
-    call_ids = taken_call_ids(conversation.id)
     db.session.rollback()  # hold no transaction while the provider works
 
     try:
@@ -305,24 +306,23 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     store.finish(run_id, Status.COMPLETE)
 
 
-def taken_call_ids(conversation_id: uuid.UUID) -> set[str]:
-    """The ids of the tool calls stored in the conversation (one query)."""
-    rows = db.session.scalars(
-        select(Message.tool_call).where(
-            Message.conversation_id == conversation_id,
-            Message.role == Role.ASSISTANT,
-            Message.tool_name.is_not(None),
-        )
-    )
-    return {str(row["id"]) for row in rows if isinstance(row, dict) and row.get("id")}
+def taken_call_ids(messages: list[Message]) -> set[str]:
+    """The tool-call ids of ``messages`` (a run's history: calls and the results that name
+    them)."""
+    ids = {str((m.tool_call or {}).get("id") or "") for m in messages if m.role == Role.ASSISTANT}
+    ids |= {str(_tool_call_id(m) or "") for m in messages if m.role == Role.TOOL}
+    return ids - {""}
 
 
 def unique_calls(calls: list[ToolCall], taken: set[str]) -> list[ToolCall]:
-    """``calls`` with ids unique in the conversation: a missing id, or one already ``taken``
-    (servers that number calls ``"0"`` on every turn, Kimi's ``functions.add:0``), is replaced
-    by a new ``call_<24 hex>``; the upstream's id is kept as ``upstream_id``. Adds the ids to
+    """``calls`` with ids unique among ``taken`` (the run's history and its earlier steps, see
+    :func:`taken_call_ids`): a missing id, or one already taken (servers that number calls
+    ``"0"`` on every turn, Kimi's ``functions.add:0``), is replaced by a new ``call_<24 hex>``,
+    unique everywhere, and the upstream's id is kept as ``upstream_id``. Adds the ids to
     ``taken``. Results pair with calls by the stored id, which is also what the model is sent
-    back."""
+    back. The history, not the whole conversation, is what is checked: it is bounded
+    (``HISTORY_LIMIT``) and it is all the model sees, so sending stays the same work in a
+    conversation of any length."""
     out = []
     for call in calls:
         if not call.id or call.id in taken:
