@@ -147,6 +147,8 @@ def test_reasoning_in_the_api_and_the_export_and_back(app, user_client, upstream
         eve = db.session.scalars(select(User).where(User.email == "eve@example.com")).one()
         copy = db.session.scalars(select(Conversation).where(Conversation.user_id == eve.id)).one()
         thoughts = [m.reasoning for m in messages_of(app, copy.id) if m.reasoning]
+        original = db.session.get(Conversation, uuid.UUID(cid))
+        assert copy.usage == original.usage and copy.usage["cost_usd"] > 0  # the sums come too
     assert thoughts == [reply.reasoning]
 
 

@@ -173,3 +173,70 @@ def test_usage_page_totals_by_model_and_by_day(app, user_client, upstream):
     other = app.test_client()
     sign_up(other, "eve@example.com")
     assert "No reply has reported its usage yet." in other.get("/usage/").get_data(as_text=True)
+
+
+def test_migration_0008_backfills_conversation_usage(ctx):
+    """From the schema before (0007) with replies that carry usage: the upgrade sums them onto
+    their conversation; the downgrade drops the sums and keeps the rest."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import inspect
+
+    from webchat.models import Conversation
+
+    from .conftest import ROOT
+    from .test_search import add_conversation, make_user
+
+    folder = str(ROOT / "migrations")
+    steps = [
+        {"input_tokens": 10, "output_tokens": 5, "cached_tokens": 2, "cost_usd": 0.25},
+        {"input_tokens": 7, "output_tokens": None, "reasoning_tokens": 3, "cost_usd": None},
+    ]
+    ada = make_user()
+    rows = [{"role": "user", "content": "hi"}]
+    rows += [{"role": "assistant", "content": "hello", "meta": {"usage": u}} for u in steps]
+    with_usage = add_conversation(ada, "Priced", rows).id
+    without = add_conversation(ada, "Plain", [{"role": "user", "content": "hi"}]).id
+    db.session.commit()
+    db.session.remove()
+    downgrade(directory=folder, revision="0007")
+    assert "usage" not in {c["name"] for c in inspect(db.engine).get_columns("conversations")}
+    upgrade(directory=folder)
+    assert db.session.get(Conversation, with_usage).usage == {
+        "input_tokens": 17,
+        "output_tokens": 5,
+        "cached_tokens": 2,
+        "reasoning_tokens": 3,
+        "cost_usd": 0.25,
+    }
+    assert db.session.get(Conversation, without).usage is None
+    db.session.remove()
+    downgrade(directory=folder, revision="0007")
+    upgrade(directory=folder)
+    assert db.session.get(Conversation, with_usage).title == "Priced"
+
+
+def test_import_of_an_export_without_sums_adds_them_up(app, user_client, upstream):
+    import io
+    import json
+    import uuid
+
+    from sqlalchemy import select
+
+    from webchat.models import Conversation
+
+    from .conftest import sign_up
+
+    upstream.queue(*replies(compat.XAI), compat.text_reply())
+    cid, _ = chat(app, user_client, "Weather in SF?", MODEL)
+    doc = json.loads(user_client.get(f"/c/{cid}/export?format=json").get_data())
+    original = doc["conversation"].pop("usage")  # as an export from before migration 0008
+    assert original["cost_usd"] == 0.00013305
+    other = app.test_client()
+    sign_up(other, "eve@example.com")
+    data = {"file": (io.BytesIO(json.dumps(doc).encode()), "old.json")}
+    post(other, "/import", data, content_type="multipart/form-data")
+    with app.app_context():
+        eve = db.session.scalars(select(User).where(User.email == "eve@example.com")).one()
+        copy = db.session.scalars(select(Conversation).where(Conversation.user_id == eve.id)).one()
+        assert copy.usage == original
+        assert db.session.get(Conversation, uuid.UUID(cid)).usage == original

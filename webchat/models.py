@@ -141,6 +141,9 @@ class Conversation(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Kept by database triggers on messages (migration 0003); never written by the app.
     message_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The sums of its replies' metadata.usage (migration 0008), added to by the store as each
+    # reply step finishes; None before any reply reported usage.
+    usage: Mapped[dict | None] = mapped_column(JSONType, default=None)
 
     user: Mapped[User] = relationship()
 

@@ -100,7 +100,7 @@ def get_conversation(conversation_id: uuid.UUID):
     messages, more = paging.older(conversation, None, current_app.config["PAGE_SIZE"])
     return ConversationDetail(
         **ConversationOut.fields_of(conversation),
-        usage=UsageOut(**conversation_usage(conversation.id)),
+        usage=UsageOut(**conversation_usage(conversation)),
         messages=[MessageOut.of(m) for m in messages],
         has_more=more,
         next_cursor=str(messages[0].id) if more else None,

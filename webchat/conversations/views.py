@@ -133,7 +133,7 @@ def show(conversation_id: str):
             window=window,
             messages=window.messages,
             streaming=services.has_active_reply(conversation),
-            usage=conversation_usage(conversation.id),
+            usage=conversation_usage(conversation),
             **_sidebar(),
             models=available_models(),
         )

@@ -548,6 +548,8 @@ def _stream_step(
         meta["reasoning_blocks"] = blocks
     meta["usage"] = usage or usage_json(Usage(), model_id)  # all null: the server said nothing
     store.update_message(run_id, message_id, meta=meta)
+    if usage:
+        store.add_usage(run_id, usage)
     if finish_reason is None:
         raise _Stop(Status.ERROR, "The provider ended the stream without finishing the reply.")
     return {

@@ -320,6 +320,25 @@ def update_message(run_id: uuid.UUID, message_id: uuid.UUID, **fields: Any) -> N
     _commit_and_wake(run_id)
 
 
+def add_usage(run_id: uuid.UUID, usage: dict[str, Any]) -> None:
+    """Add one reply step's ``metadata.usage`` to its conversation's ``usage`` sums (see
+    :func:`webchat.usage.services.add_usage`). One short write transaction; the row is locked
+    (PostgreSQL ``FOR UPDATE``; SQLite's write lock), so two replies finishing at once both
+    count."""
+    from ..usage.services import add_usage as added
+
+    begin_write()
+    run = db.session.get(Run, run_id)
+    conversation = (
+        db.session.get(Conversation, run.conversation_id, with_for_update=True) if run else None
+    )
+    if conversation is None:
+        db.session.rollback()
+        return
+    conversation.usage = added(conversation.usage, usage)
+    db.session.commit()
+
+
 def update_conversation_meta(run_id: uuid.UUID, values: dict[str, Any]) -> None:
     """Merge ``values`` into the metadata of the run's conversation (a provider's session state,
     such as Claude Code's session id). One short write transaction."""

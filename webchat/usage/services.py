@@ -12,7 +12,7 @@ by the provider's name, or by ``PRICE_PROVIDERS``); a model none of them knows h
 from __future__ import annotations
 
 import logging
-import uuid
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -109,16 +109,41 @@ def _totals(row: Any) -> dict[str, Any]:
     return out
 
 
-def conversation_usage(conversation_id: uuid.UUID) -> dict[str, Any]:
-    """The sums of the usage of every reply of the conversation (one aggregate query, JSON read
-    by the database): ``{input_tokens, output_tokens, cached_tokens, reasoning_tokens,
-    cost_usd}``, tokens as ints, cost in USD or None when no reply has a known cost."""
-    row = db.session.execute(
-        select(*_sum_columns()).where(
-            Message.conversation_id == conversation_id, Message.role == Role.ASSISTANT
-        )
-    ).one()
-    return _totals(row)
+def empty() -> dict[str, Any]:
+    """Sums before any reply: zero tokens, no known cost."""
+    return {**{key: 0 for key in TOKEN_KEYS}, "cost_usd": None}
+
+
+def add_usage(total: dict[str, Any] | None, usage: dict[str, Any]) -> dict[str, Any]:
+    """``total`` (sums, or None) with one step's ``usage`` added: tokens it reports summed, the
+    cost summed once one is known (rounded to 10⁻⁹ USD). Returns a new dict."""
+    out = {**empty(), **(total or {})}
+    for key in TOKEN_KEYS:
+        value = usage.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[key] += value
+    cost = usage.get("cost_usd")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        out["cost_usd"] = round((out["cost_usd"] or 0) + cost, 9)
+    return out
+
+
+def usage_of(metas: Iterable[Any]) -> dict[str, Any] | None:
+    """The sums of the ``usage`` of these message metadata (dicts, or None), or None when none
+    of them has usage."""
+    total = None
+    for meta in metas:
+        if isinstance(meta, dict) and isinstance(meta.get("usage"), dict):
+            total = add_usage(total, meta["usage"])
+    return total
+
+
+def conversation_usage(conversation: Conversation) -> dict[str, Any]:
+    """The sums of the usage of every reply of the conversation, as kept on it (migration 0008,
+    :func:`webchat.streaming.store.add_usage`): ``{input_tokens, output_tokens, cached_tokens,
+    reasoning_tokens, cost_usd}``, tokens as ints, cost in USD or None when no reply has a known
+    cost. Reads no message."""
+    return {**empty(), **(conversation.usage or {})}
 
 
 def user_usage(user: User) -> dict[str, Any]:
