@@ -431,3 +431,24 @@ def test_think_tags_inside_content_become_reasoning(app, user_client, upstream):
     assert reply.content == answer_text.lstrip() and "<think>" not in reply.content
     page = user_client.get(f"/c/{cid}").get_data(as_text=True)
     assert '<details class="thinking"><summary>Thinking</summary>' in page
+
+
+# --- chunked as a network would ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 7, 64])
+def test_recordings_cut_anywhere_by_the_network_store_the_same(app, user_client, upstream, size):
+    # Groq's Kimi exchange (its answer has "×") and llama.cpp's ("°C"), each body cut into
+    # `size`-byte pieces: across events, lines and multi-byte characters.
+    register(app, recorded_tool(GROQ_KIMI, "add", lambda a, c: a["a"] + a["b"]))
+    register(app, recorded_tool(GROQ_KIMI, "multiply", lambda a, c: a["a"] * a["b"]))
+    upstream.queue(*(r.rechunked(size) for r in replies_of(fixture_path(*GROQ_KIMI))))
+    _, messages = chat(app, user_client, "Add and multiply the number 2 and 3", MODEL)
+    assert [m.status for m in messages] == ["complete"] * 6
+    assert messages[-1].content == openai_text(recorded_chunks(GROQ_KIMI, 1))
+    assert "×" in messages[-1].content
+    register(app, recorded_tool(LLAMACPP, "weather", lambda a, c: "40 C"))
+    upstream.queue(*(r.rechunked(size) for r in replies_of(fixture_path(*LLAMACPP))))
+    _, (_, call, _, answer) = chat(app, user_client, "What's the weather in Florence,Italy?", MODEL)
+    assert call.reasoning == reasoning_of(recorded_chunks(LLAMACPP, 0))
+    assert answer.content == openai_text(recorded_chunks(LLAMACPP, 1)) and "°C" in answer.content

@@ -225,3 +225,59 @@ def test_reasoning_streams_live_then_resumes_from_its_cursor(app, user_client, u
     assert json.loads(events[0]["data"])["reasoning"] == call.reasoning[5:]
     assert events[0]["id"] == f"{call.id}:r{len(call.reasoning)}"
     assert [e["event"] for e in events[1:3]] == ["tool_call", "tool_result"]
+
+
+def test_anthropic_thinking_passed_back_within_the_tool_loop(app, user_client, upstream):
+    # The recorded parallel tool-use exchange, its first response opened by the signed thinking
+    # block of the thinking recording (derived: those events put before its first block, under
+    # an index of their own), as a model with extended thinking calls tools.
+    from webchat.tools import Tool, register
+
+    thought, signature = thinking_of(events_of(SIGNED))
+    block = {"type": "thinking", "thinking": thought, "signature": signature}
+
+    def event(kind: str, data: dict) -> bytes:
+        return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+    thinking_events = [
+        event(
+            "content_block_start",
+            {"index": 9, "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+        ),
+        event(
+            "content_block_delta",
+            {"index": 9, "delta": {"type": "thinking_delta", "thinking": thought}},
+        ),
+        event(
+            "content_block_delta",
+            {"index": 9, "delta": {"type": "signature_delta", "signature": signature}},
+        ),
+        event("content_block_stop", {"index": 9}),
+    ]
+    tools_cassette = ("anthropic", "test_tools.yaml")
+    first, second = cassette_replies(fixture_path(*tools_cassette))
+    start = next(i for i, c in enumerate(first.chunks) if c.startswith(b"event: message_start"))
+    first.chunks[start + 1 : start + 1] = thinking_events
+    recorded = json.loads(cassette(fixture_path(*tools_cassette))[0]["request"]["body"])
+    spec = recorded["tools"][0]
+    names = ["Charles", "Sammy"]
+    register(
+        app,
+        Tool(spec["name"], spec["description"], spec["input_schema"], lambda a, c: names.pop(0)),
+    )
+    upstream.queue(first, second)
+    _, messages = chat(app, user_client, "Two names for a pet pelican", CLAUDE)
+    assert [m.role for m in messages] == [
+        "user",
+        "assistant",
+        "assistant",
+        "tool",
+        "tool",
+        "assistant",
+    ]
+    call = messages[1]
+    assert call.reasoning == thought and call.meta["reasoning_blocks"] == [block]
+    sent = upstream.posts()[1]["json"]["messages"]
+    assert sent[1]["role"] == "assistant"
+    assert sent[1]["content"][0] == block  # first in the turn, signed, as received
+    assert [b["type"] for b in sent[1]["content"][1:]] == ["text", "tool_use", "tool_use"]

@@ -43,6 +43,13 @@ class Reply:
     def body(self) -> bytes:
         return b"".join(self.chunks)
 
+    def rechunked(self, size: int) -> Reply:
+        """This reply with its body cut into ``size``-byte pieces, as a network may deliver it:
+        across event boundaries, lines and multi-byte UTF-8 characters."""
+        body = self.body
+        pieces = [body[i : i + size] for i in range(0, len(body), size)]
+        return Reply(self.status, dict(self.headers), pieces, pause=self.pause)
+
 
 def sse_events(text: str) -> list[bytes]:
     """``text`` split after each blank line (one SSE event per chunk), as bytes."""
