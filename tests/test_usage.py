@@ -240,3 +240,36 @@ def test_import_of_an_export_without_sums_adds_them_up(app, user_client, upstrea
         copy = db.session.scalars(select(Conversation).where(Conversation.user_id == eve.id)).one()
         assert copy.usage == original
         assert db.session.get(Conversation, uuid.UUID(cid)).usage == original
+
+
+def test_replies_finishing_at_once_all_count(app, user_client):
+    import threading
+    import uuid
+
+    from webchat.models import Conversation, Run
+    from webchat.streaming import store
+
+    cid, _ = chat(app, user_client, "Hello", "demo/echo")
+    with app.app_context():
+        runs = [r.id for r in db.session.query(Run).all()]
+        before = db.session.get(Conversation, uuid.UUID(cid)).usage
+    step = {"input_tokens": 3, "output_tokens": 2, "cost_usd": 0.5}
+
+    def add_many() -> None:
+        with app.app_context():
+            try:
+                for _ in range(20):
+                    store.add_usage(runs[0], step)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=add_many) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with app.app_context():
+        after = db.session.get(Conversation, uuid.UUID(cid)).usage
+    assert after["input_tokens"] == before["input_tokens"] + 60 * 3
+    assert after["output_tokens"] == before["output_tokens"] + 60 * 2
+    assert after["cost_usd"] == 30.0  # the demo's own reply has no price

@@ -24,6 +24,7 @@ from ..db import begin_write
 from ..extensions import db
 from ..models import Conversation, Message, Role, Run, Status, new_id, utcnow
 from ..rendering import render_markdown
+from ..usage.services import add_usage as usage_sums
 from .notify import notifier
 
 
@@ -325,17 +326,19 @@ def add_usage(run_id: uuid.UUID, usage: dict[str, Any]) -> None:
     :func:`webchat.usage.services.add_usage`). One short write transaction; the row is locked
     (PostgreSQL ``FOR UPDATE``; SQLite's write lock), so two replies finishing at once both
     count."""
-    from ..usage.services import add_usage as added
-
     begin_write()
     run = db.session.get(Run, run_id)
     conversation = (
-        db.session.get(Conversation, run.conversation_id, with_for_update=True) if run else None
+        db.session.get(
+            Conversation, run.conversation_id, with_for_update=True, populate_existing=True
+        )
+        if run
+        else None
     )
     if conversation is None:
         db.session.rollback()
         return
-    conversation.usage = added(conversation.usage, usage)
+    conversation.usage = usage_sums(conversation.usage, usage)
     db.session.commit()
 
 
