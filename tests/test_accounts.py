@@ -258,14 +258,14 @@ def test_audit_log_records_sign_ins_and_is_shown_and_pruned(app, client, runner)
     assert len(events(app)) == len(names) - 1
 
 
-def test_migration_0008_from_0006_with_data(make_app):
+def test_migration_0008_from_0007_with_data(make_app):
     from flask_migrate import downgrade, upgrade
 
     from webchat.auth.views import load_user
 
     app = make_app()
     with app.app_context():
-        downgrade(directory=str(ROOT / "migrations"), revision="0006")
+        downgrade(directory=str(ROOT / "migrations"), revision="0007")
         conn = db.session.connection()
         conn.execute(
             text(
@@ -307,7 +307,7 @@ def test_migration_0008_from_0006_with_data(make_app):
     assert sign_in(client, "old@example.com").status_code == 302
     assert user(app, "old@example.com").password_hash.startswith("$argon2")
     with app.app_context():  # and back down, keeping the accounts
-        downgrade(directory=str(ROOT / "migrations"), revision="0006")
+        downgrade(directory=str(ROOT / "migrations"), revision="0007")
         assert db.session.execute(text("SELECT count(*) FROM users")).scalar() == 1
         html = db.session.execute(text("SELECT content_html FROM messages")).scalar()
         assert html == old_html

@@ -139,7 +139,13 @@ def test_openai_text_stream_stored_byte_for_byte(app, user_client, upstream):
     assert reply.meta == {
         "model": "openai/gpt-4o-mini",
         "finish_reason": "stop",
-        "usage": {"input_tokens": 16, "output_tokens": 300},
+        "usage": {
+            "input_tokens": 16,
+            "output_tokens": 300,
+            "cached_tokens": 0,
+            "reasoning_tokens": 0,
+            "cost_usd": None,
+        },
     }
     (request,) = upstream.posts()
     assert request["path"] == "/v1/chat/completions"
@@ -181,7 +187,13 @@ def test_openai_tool_call_runs_and_is_stored(app, user_client, upstream):
         "arguments": {"a": 1231, "b": 2331},
     }
     assert call.tool_name == "multiply" and call.content == ""
-    assert call.meta["usage"] == {"input_tokens": 54, "output_tokens": 20}
+    assert call.meta["usage"] == {
+        "input_tokens": 54,
+        "output_tokens": 20,
+        "cached_tokens": 0,
+        "reasoning_tokens": 0,
+        "cost_usd": None,
+    }
     assert call.meta["finish_reason"] == "tool_calls"
     assert calls == [{"a": 1231, "b": 2331}]
     # the result, as a tool message of the same run, after the call
@@ -198,6 +210,9 @@ def test_openai_tool_call_runs_and_is_stored(app, user_client, upstream):
     assert answer.meta["usage"] == {
         "input_tokens": usage["prompt_tokens"],
         "output_tokens": usage["completion_tokens"],
+        "cached_tokens": usage["prompt_tokens_details"]["cached_tokens"],
+        "reasoning_tokens": usage["completion_tokens_details"]["reasoning_tokens"],
+        "cost_usd": None,  # the fake's base URL names no provider genai-prices knows
     }
     # the second request carries the call and its result as the recorded one did
     first, second = upstream.posts()
@@ -278,13 +293,25 @@ def test_anthropic_parallel_tool_calls_stored_one_per_message(app, user_client, 
         "arguments": {},
     }
     assert second.tool_call["id"] == "toolu_01FJrHJrmnfEqR6NxkQ3yhpu" and second.content == ""
-    assert first.meta["usage"] == {"input_tokens": 310, "output_tokens": 82}
+    assert first.meta["usage"] == {
+        "input_tokens": 310,
+        "output_tokens": 82,
+        "cached_tokens": None,
+        "reasoning_tokens": None,
+        "cost_usd": None,
+    }
     assert first.meta["finish_reason"] == "tool_use"
     assert (result1.content, result2.content) == ("Charles", "Sammy")
     assert result1.tool_result["tool_call_id"] == first.tool_call["id"]
     assert result2.tool_result["tool_call_id"] == second.tool_call["id"]
     assert answer.content == anthropic_text(recorded[1]["response"]["body"]["string"])
-    assert answer.meta["usage"] == {"input_tokens": 465, "output_tokens": 95}
+    assert answer.meta["usage"] == {
+        "input_tokens": 465,
+        "output_tokens": 95,
+        "cached_tokens": None,
+        "reasoning_tokens": None,
+        "cost_usd": None,
+    }
     assert answer.meta["finish_reason"] == "end_turn"
     # requests: /v1/messages (base URL without /v1), the key header, one assistant turn with
     # both tool_use blocks, one user turn with both results — as the recorded request
@@ -317,7 +344,13 @@ def test_anthropic_thinking_stream_stores_text_and_usage(app, user_client, upstr
     )
     assert reply.status == "complete", reply.error
     assert reply.content == anthropic_text(body) == "Scoop and Beaky"
-    assert reply.meta["usage"] == {"input_tokens": 45, "output_tokens": 94}
+    assert reply.meta["usage"] == {
+        "input_tokens": 45,
+        "output_tokens": 94,
+        "cached_tokens": None,
+        "reasoning_tokens": None,
+        "cost_usd": None,
+    }
     assert reply.meta["finish_reason"] == "end_turn"
 
 

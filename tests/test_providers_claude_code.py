@@ -115,6 +115,13 @@ def test_session_is_stored_with_its_tool_calls_and_resumed(app, user_client, cla
             for line in lines
             if line["type"] == "assistant"
         ),
+        "cached_tokens": sum(
+            line["message"]["usage"].get("cache_read_input_tokens") or 0
+            for line in lines
+            if line["type"] == "assistant"
+        ),
+        "reasoning_tokens": None,
+        "cost_usd": 0.0,  # as the CLI's result line reports it (the stand-in says 0.0)
     }
     assert messages[-1].meta["usage"] == usage
     session_id = lines[0]["sessionId"]
@@ -188,3 +195,70 @@ def test_claude_on_path_is_found(make_app, monkeypatch):
     missing = make_app(CLAUDE_CODE_COMMAND="no-such-claude-here")
     with missing.test_request_context():
         assert not [m for m in available_models() if m.startswith("claude-code/")]
+
+
+def test_text_streams_token_by_token_without_doubling(app, claude_log):
+    from webchat.providers import get_provider
+    from webchat.providers.base import TextDelta
+    from webchat.providers.claude_code import StreamJsonParser
+
+    path = fixture_path("claude-code", "hello-world-script.jsonl")
+    whole = StreamJsonParser()  # the text as the whole assistant lines alone give it
+    expected = "".join(
+        e.text
+        for line in recorded(path)
+        for e in whole.events({"type": line["type"], "message": line["message"]})
+        if isinstance(e, TextDelta)
+    )
+    with app.app_context():
+        events = list(get_provider("claude-code").stream("default", []))
+    (call,) = calls(claude_log)
+    assert "--include-partial-messages" in call["argv"]
+    deltas = [e.text for e in events if isinstance(e, TextDelta)]
+    words = sum(len(b["text"].split(" ")) for b in blocks(recorded(path), "text"))
+    assert len(deltas) >= words  # a delta per word, not one per block
+    assert "".join(deltas) == expected  # the assistant lines after the stream events add nothing
+
+
+def test_imported_session_resumes_in_its_recorded_folder(app, user_client, claude_log, tmp_path):
+    from sqlalchemy import select
+
+    from webchat.models import User
+    from webchat.porting import claude_code
+    from webchat.porting.report import ImportReport
+
+    path = fixture_path("claude-code", "hello-world-script.jsonl")
+    session_id = recorded(path)[0]["sessionId"]
+    with app.app_context():
+        ada = db.session.scalars(select(User)).one()
+        claude_code.import_path(ada, path, ImportReport(format="claude-code"), {})
+        conversation = db.session.scalars(select(Conversation)).one()
+        cid, folder = str(conversation.id), conversation.meta["project_path"]
+    assert conversation.meta["session_id"] == session_id
+    if Path(folder).exists():
+        pytest.skip(f"the recorded project folder {folder} exists on this machine")
+    form = {"model": MODEL, "system_prompt": ""}
+    assert post(user_client, f"/c/{cid}/settings", form, htmx=True).status_code == 200
+    # the recorded folder is not on this machine: the page says so, Claude Code is not run
+    post(user_client, f"/c/{cid}/messages", {"content": "Run it again."})
+    wait_for_runs(app)
+    failed = messages_of(app, cid)[-1]
+    assert failed.status == "error" and folder in failed.error
+    assert "does not exist on this machine" in failed.error
+    assert not claude_log.exists()
+    page = user_client.get(f"/c/{cid}").get_data(as_text=True)
+    assert "does not exist on this machine" in page
+    # the folder exists (here: the project moved to tmp_path): that very session resumes there
+    project = tmp_path / "project"
+    project.mkdir()
+    with app.app_context():
+        conversation = db.session.get(Conversation, uuid.UUID(cid))
+        conversation.meta = {**conversation.meta, "project_path": str(project)}
+        db.session.commit()
+    post(user_client, f"/c/{cid}/messages", {"content": "Now delete it."})
+    wait_for_runs(app)
+    (call,) = calls(claude_log)
+    assert call["argv"][call["argv"].index("--resume") + 1] == session_id
+    assert call["cwd"] == str(project)
+    assert call["stdin"] == "Now delete it."
+    assert messages_of(app, cid)[-1].status == "complete"

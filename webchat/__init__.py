@@ -55,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .porting import bp as porting_bp
     from .search import bp as search_bp
     from .settings import bp as settings_bp
+    from .usage.views import bp as usage_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(conversations_bp)
@@ -63,6 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     api.init_app(app)
     app.register_blueprint(settings_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(usage_bp)
     ops.init_app(app)
     limits.init_app(app)
     cli.init_app(app)

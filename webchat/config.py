@@ -47,6 +47,12 @@ class Defaults:
     CLAUDE_CODE_MODELS = ["default"]  # "default" runs without --model; aliases like "sonnet" too
     CLAUDE_CODE_ARGS: list[str] = []  # appended to every call, e.g. ["--permission-mode", "plan"]
     CLAUDE_CODE_CWD: str | None = None  # None → <instance>/claude-code
+    # Prices: MODEL_PRICES overrides the genai-prices database per model id, in USD per million
+    # tokens, e.g. {"openai/llama3.1:8b": {"input": 0, "output": 0}} ("cached" optional);
+    # PRICE_PROVIDERS names the genai-prices provider that prices a webchat provider's models
+    # when its base URL does not say, e.g. {"openai": "deepseek"} behind a proxy.
+    MODEL_PRICES: dict[str, dict[str, float]] = {}
+    PRICE_PROVIDERS: dict[str, str] = {}
     TOOLS_ENABLED = True  # offer the built-in tools (webchat.tools) to the models
     TOOL_TIMEOUT_MS = 10_000  # a tool call running longer than this returns an error result
     TOOL_LOOP_LIMIT = 8  # rounds of tool calls in one reply before it is stopped

@@ -199,6 +199,9 @@ class Conversation(Model):
         ),
         default=None,
     )
+    # The sums of its replies' metadata.usage (migration 0009), added to by the store as each
+    # reply step finishes; None before any reply reported usage.
+    usage: Mapped[dict | None] = mapped_column(JSONType, default=None)
 
     user: Mapped[User] = relationship()
 
@@ -267,6 +270,9 @@ class Message(Model):
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text, default="")
     content_html: Mapped[str | None] = mapped_column(Text, default=None)
+    # The model's thinking, apart from the answer in ``content`` (migration 0007); grows by
+    # appends while the reply streams, like ``content``.
+    reasoning: Mapped[str | None] = mapped_column(Text, default=None)
     tool_name: Mapped[str | None] = mapped_column(String(200), default=None)
     tool_call: Mapped[Any | None] = mapped_column(JSONType, default=None)
     tool_result: Mapped[Any | None] = mapped_column(JSONType, default=None)

@@ -44,17 +44,72 @@ def message_html(message: Message) -> Markup:
 
 
 def usage_title(meta: dict | None) -> str:
-    """ "model · 12 in / 340 out tokens · stop" from a message's metadata, for a hover title."""
+    """ "model · 12 in / 340 out tokens · finish: stop · 8 cached · 30 reasoning · $0.00012"
+    from a message's metadata, for a hover title (parts it lacks are left out)."""
     meta = meta or {}
     parts = [str(meta["model"])] if meta.get("model") else []
     usage = meta.get("usage") or {}
     if usage.get("input_tokens") is not None or usage.get("output_tokens") is not None:
-        parts.append(
-            f"{usage.get('input_tokens', '?')} in / {usage.get('output_tokens', '?')} out tokens"
-        )
+        tokens = [_count(usage.get(key)) for key in ("input_tokens", "output_tokens")]
+        parts.append(f"{tokens[0]} in / {tokens[1]} out tokens")
     if meta.get("finish_reason"):
         parts.append(f"finish: {meta['finish_reason']}")
+    parts += _usage_extras(usage)
     return " · ".join(parts)
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def reply_usage_title(messages: list[Message]) -> str:
+    """:func:`usage_title` of a reply (a run's messages): the last message's model and finish,
+    with the usage of all its steps summed (tokens None where no step reported them; the cost
+    None when no step was priced)."""
+    meta = dict(messages[-1].meta or {}) if messages else {}
+    steps = [m.meta["usage"] for m in messages if isinstance((m.meta or {}).get("usage"), dict)]
+    if steps:
+        meta["usage"] = {
+            key: None
+            if all(step.get(key) is None for step in steps)
+            else sum(step.get(key) or 0 for step in steps)
+            for key in (
+                "input_tokens",
+                "output_tokens",
+                "cached_tokens",
+                "reasoning_tokens",
+                "cost_usd",
+            )
+        }
+    return usage_title(meta)
+
+
+def _usage_extras(usage: dict) -> list[str]:
+    parts = [
+        f"{usage[k]:,} {k.split('_')[0]}"
+        for k in ("cached_tokens", "reasoning_tokens")
+        if usage.get(k)
+    ]
+    if usage.get("cost_usd") is not None:
+        parts.append(usd(usage["cost_usd"]))
+    return parts
+
+
+def usd(value: float | None) -> str:
+    """A cost in US dollars for people: ``$0.0123``, ``$1.50``; ``—`` when unknown."""
+    if value is None:
+        return "—"
+    if value >= 1:
+        return f"${value:,.2f}"
+    return f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
+
+
+def usage_text(usage: dict | None) -> str:
+    """Usage sums as one line: "1,234 in / 567 out tokens · 8 cached · $0.0012" (no cost part
+    when it is unknown)."""
+    usage = usage or {}
+    head = f"{usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out tokens"
+    return " · ".join([head, *_usage_extras(usage)])
 
 
 def tojson_pretty(value: Any) -> str:
@@ -73,5 +128,8 @@ def init_app(app: Flask) -> None:
         groupby_run=groupby_run,
         message_html=message_html,
         usage_title=usage_title,
+        reply_usage_title=reply_usage_title,
+        usage_text=usage_text,
+        usd=usd,
         tojson_pretty=tojson_pretty,
     )

@@ -1,7 +1,7 @@
 """accounts and audit: session generation, disabled accounts, the audit log
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 02:20:00
 
 ``users.session_generation`` is part of every session's and remember-me cookie's user id
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

@@ -65,6 +65,6 @@ def test_tool_blocks_show_live_and_after_reload(page: Page, server, upstream):
     reply = page.locator("article.msg.assistant").last
     expect(reply.locator("details.tool-call")).to_contain_text("Called multiply")
     expect(reply.locator("details.tool-result.failed")).to_contain_text("no tool named 'multiply'")
-    expect(reply.locator(".model")).to_have_attribute(
-        "title", "openai/gpt-4o-mini · 87 in / 26 out tokens · finish: stop"
+    expect(reply.locator(".model")).to_have_attribute(  # the reply's two steps: 54 + 87, 20 + 26
+        "title", "openai/gpt-4o-mini · 141 in / 46 out tokens · finish: stop"
     )

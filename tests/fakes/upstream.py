@@ -43,6 +43,13 @@ class Reply:
     def body(self) -> bytes:
         return b"".join(self.chunks)
 
+    def rechunked(self, size: int) -> Reply:
+        """This reply with its body cut into ``size``-byte pieces, as a network may deliver it:
+        across event boundaries, lines and multi-byte UTF-8 characters."""
+        body = self.body
+        pieces = [body[i : i + size] for i in range(0, len(body), size)]
+        return Reply(self.status, dict(self.headers), pieces, pause=self.pause)
+
 
 def sse_events(text: str) -> list[bytes]:
     """``text`` split after each blank line (one SSE event per chunk), as bytes."""
@@ -58,18 +65,38 @@ def cassette(path: Path) -> list[dict[str, Any]]:
     return yaml.safe_load(path.read_text())["interactions"]
 
 
+def response_body(response: dict[str, Any]) -> str:
+    """The recorded body of a cassette's response, in any of the three layouts of
+    ``../shared/fixtures``: vcrpy (``body.string``), pydantic-ai's vcrpy (``body.content``) and
+    go-vcr v2 (``body`` as text)."""
+    body = response["body"]
+    if isinstance(body, str):
+        return body
+    return body["string"] if "string" in body else body["content"]
+
+
+def request_json(request: dict[str, Any]) -> Any:
+    """The recorded JSON body of a cassette's request (text, or pydantic-ai's parsed
+    ``{"type": "json", "content"}``)."""
+    body = request["body"]
+    if isinstance(body, dict):
+        return body.get("content", body)
+    return json.loads(body)
+
+
 def cassette_replies(path: Path) -> list[Reply]:
     """A :class:`Reply` per recorded response of the cassette, body split into its events."""
     replies = []
     for interaction in cassette(path):
         response = interaction["response"]
-        headers = {k: v[0] for k, v in response["headers"].items() if k.lower() == "content-type"}
+        status = response["status"]
+        code = status["code"] if isinstance(status, dict) else response.get("code", status)
+        headers = {}
+        for key, value in (response.get("headers") or {}).items():
+            if key.lower() == "content-type":
+                headers["Content-Type"] = value[0] if isinstance(value, list) else value
         replies.append(
-            Reply(
-                status=response["status"]["code"],
-                headers=headers,
-                chunks=sse_events(response["body"]["string"]),
-            )
+            Reply(status=int(code), headers=headers, chunks=sse_events(response_body(response)))
         )
     return replies
 

@@ -126,6 +126,9 @@ class MessageOut(BaseModel):
     parent_id: uuid.UUID | None
     role: RoleName
     content: str = Field(description="The text; grows while status is streaming.")
+    reasoning: str | None = Field(
+        description="The model's thinking, kept apart from the content; null when it had none."
+    )
     tool_name: str | None
     tool_call: Any = Field(description="The tool call an assistant message makes, or null.")
     tool_result: Any = Field(description="The result a tool message carries, or null.")
@@ -160,6 +163,7 @@ class MessageOut(BaseModel):
             parent_id=message.parent_id,
             role=message.role,  # type: ignore[arg-type]
             content=message.content or "",
+            reasoning=message.reasoning,
             tool_name=message.tool_name,
             tool_call=message.tool_call,
             tool_result=message.tool_result,
@@ -333,10 +337,22 @@ class ConversationOut(BaseModel):
         return cls(**cls.fields_of(conversation))
 
 
+class UsageOut(BaseModel):
+    """Token usage and cost: a reply's ``metadata.usage`` has this shape, and a conversation's
+    ``usage`` holds the sums over its replies."""
+
+    input_tokens: int | None = Field(description="Prompt tokens, cached ones included.")
+    output_tokens: int | None = Field(description="Completion tokens, reasoning included.")
+    cached_tokens: int | None = Field(description="Prompt tokens read from a cache.")
+    reasoning_tokens: int | None = Field(description="Completion tokens spent thinking.")
+    cost_usd: float | None = Field(description="US dollars; null when the price is unknown.")
+
+
 class ConversationDetail(ConversationOut):
     """A conversation with its newest page of messages (oldest first); ``next_cursor`` pages
-    back through ``GET .../messages?before=``."""
+    back through ``GET .../messages?before=``; ``usage`` sums every reply's usage."""
 
+    usage: UsageOut
     messages: list[MessageOut]
     has_more: bool
     next_cursor: str | None

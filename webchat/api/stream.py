@@ -4,6 +4,8 @@ The same events and event ids as the page's stream (:func:`webchat.streaming.sse
 ``data:`` a JSON object:
 
 - ``delta``: ``{"message_id", "text"}``, text appended to that message of the reply;
+- ``reasoning``: ``{"message_id", "reasoning"}``, thinking appended to that message's
+  ``reasoning`` (sent while its content is still empty);
 - ``tool_call``: ``{"message_id", "tool_name", "tool_call"}``, once its message is final;
 - ``tool_result``: ``{"message_id", "tool_name", "tool_result", "content"}``;
 - ``error``: ``{"message"}``, readable, before ``done`` when the run failed;
@@ -39,6 +41,9 @@ class JsonStreamFormat:
 
     def delta(self, message: StoredMessage, text: str) -> str:
         return _json({"message_id": message.id, "text": text})
+
+    def reasoning(self, message: StoredMessage, text: str) -> str:
+        return _json({"message_id": message.id, "reasoning": text})
 
     def tool_call(self, message: StoredMessage) -> str:
         return _json(

@@ -19,6 +19,7 @@ from ..extensions import db
 from ..models import Conversation, Message, Run, Status
 from ..providers import available_models
 from ..streaming import runs, sse
+from ..usage.services import conversation_usage
 from .auth import current_api_user, public
 from .base import bp, documented, json_body, openapi_document, query_args, responses, spec
 from .errors import fail
@@ -42,6 +43,7 @@ from .schemas import (
     SendMessage,
     SendResult,
     SetActive,
+    UsageOut,
 )
 from .stream import JsonStreamFormat
 
@@ -135,6 +137,7 @@ def get_conversation(conversation_id: uuid.UUID):
     )
     return ConversationDetail(
         **ConversationOut.fields_of(conversation),
+        usage=UsageOut(**conversation_usage(conversation)),
         messages=MessageOut.many(messages),
         has_more=more,
         next_cursor=str(messages[0].id) if more else None,

@@ -17,7 +17,8 @@ from ..streaming.store import run_messages
 
 
 class HtmlStreamFormat:
-    """Payloads: ``snapshot`` = the live body so far; ``delta`` = escaped text; ``tool_call`` /
+    """Payloads: ``snapshot`` = the live body so far; ``delta`` = escaped text; ``reasoning`` =
+    escaped thinking in a ``span.thinking-live`` (the same as the snapshot shows); ``tool_call`` /
     ``tool_result`` = a collapsible block; ``done`` = the finished reply, swapped over the live one.
     """
 
@@ -27,6 +28,9 @@ class HtmlStreamFormat:
 
     def delta(self, message: StoredMessage, text: str) -> str:
         return render_plain(text)
+
+    def reasoning(self, message: StoredMessage, text: str) -> str:
+        return render_template("conversations/_thinking_live.html", text=text)
 
     def tool_call(self, message: StoredMessage) -> str:
         return render_template("conversations/_tool.html", message=message)

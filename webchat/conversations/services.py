@@ -587,16 +587,56 @@ def in_trash(user: User, limit: int = 500) -> list[Conversation]:
 # --- Model and system prompt -----------------------------------------------------------------
 
 
+REASONING_EFFORTS = ("low", "medium", "high")
+
+
+def parse_params(form: dict[str, str | None]) -> dict[str, Any]:
+    """The generation parameters of a settings form, checked: ``temperature`` (0 to 2),
+    ``max_tokens`` (output tokens, 1 to 1,000,000), ``reasoning_effort`` (low, medium, high);
+    blank ones are left out. Raises :class:`InvalidInput` (400, the field at fault)."""
+    params: dict[str, Any] = {}
+    temperature = (form.get("temperature") or "").strip()
+    if temperature:
+        try:
+            params["temperature"] = float(temperature)
+        except ValueError:
+            params["temperature"] = -1.0
+        if not 0 <= params["temperature"] <= 2:
+            raise InvalidInput("Temperature is a number from 0 to 2.", field="temperature")
+    max_tokens = (form.get("max_tokens") or "").strip()
+    if max_tokens:
+        if not max_tokens.isdigit() or not 1 <= int(max_tokens) <= 1_000_000:
+            raise InvalidInput(
+                "Max output tokens is a whole number from 1 to 1,000,000.", field="max_tokens"
+            )
+        params["max_tokens"] = int(max_tokens)
+    effort = (form.get("reasoning_effort") or "").strip()
+    if effort:
+        if effort not in REASONING_EFFORTS:
+            raise InvalidInput("Reasoning effort is low, medium or high.", field="reasoning_effort")
+        params["reasoning_effort"] = effort
+    return params
+
+
 def update_settings(
-    conversation: Conversation, *, model: str | None, system_prompt: str | None
+    conversation: Conversation,
+    *,
+    model: str | None,
+    system_prompt: str | None,
+    params: dict[str, Any] | None = None,
 ) -> Conversation:
-    """Set the conversation's model and system prompt (flush only); later replies use them.
+    """Set the conversation's model, system prompt and generation parameters (flush only);
+    later replies use them.
 
     ``model`` must be offered by a configured provider now (keeping the current one is always
     allowed); ``None`` leaves it. A blank ``system_prompt`` clears it; at most
-    ``MAX_MESSAGE_CHARS`` characters. Raises :class:`InvalidInput` (400, field ``model`` or
-    ``system_prompt``).
+    ``MAX_MESSAGE_CHARS`` characters. ``params`` (see :func:`parse_params`) replace the stored
+    ones in ``metadata.params``; ``None`` leaves them. Raises :class:`InvalidInput` (400, field
+    ``model`` or ``system_prompt``).
     """
+    if params is not None:
+        meta = {k: v for k, v in (conversation.meta or {}).items() if k != "params"}
+        conversation.meta = {**meta, "params": params} if params else meta
     if model and model != conversation.model:
         conversation.model = validate_model(model) or conversation.model
     if system_prompt is not None:

@@ -24,6 +24,7 @@ from ..extensions import db
 from ..models import Conversation, Message, Run
 from ..providers import available_models
 from ..streaming import runs, sse
+from ..usage.services import conversation_usage
 from . import paging, services, titles
 from .formats import HtmlStreamFormat
 from .services import NotFound
@@ -148,6 +149,7 @@ def _page(conversation: Conversation, window: paging.Window, status: int = 200, 
         window=window,
         messages=window.messages,
         streaming=services.has_active_reply(conversation),
+        usage=conversation_usage(conversation),
         **_sidebar(),
         **_tree_context(window.messages),
         **extra,
@@ -225,8 +227,11 @@ def update_settings(conversation_id: str):
     """Change the conversation's model and system prompt; htmx gets the settings form back."""
     conversation = _conversation_or_404(conversation_id)
     form = {"model": request.form.get("model"), "system_prompt": request.form.get("system_prompt")}
+    fields = ("temperature", "max_tokens", "reasoning_effort")
+    raw = {key: request.form.get(key) for key in fields}
     try:
-        services.update_settings(conversation, **form)
+        params = services.parse_params(raw) if any(k in request.form for k in fields) else None
+        services.update_settings(conversation, **form, params=params)
     except InvalidInput as exc:
         db.session.rollback()
         if not request.htmx:
@@ -235,7 +240,7 @@ def update_settings(conversation_id: str):
             "conversations/_settings.html",
             conversation=conversation,
             models=available_models(),
-            form=form,
+            form={**form, **raw},
             error=exc.message,
         )
         return html, exc.status

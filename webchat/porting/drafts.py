@@ -206,6 +206,7 @@ MESSAGE_DEFAULTS: dict[str, Any] = {
     "run_id": None,
     "content": "",
     "content_html": None,
+    "reasoning": None,
     "tool_name": None,
     "tool_call": None,
     "tool_result": None,

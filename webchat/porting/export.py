@@ -244,6 +244,9 @@ def _turns(messages: Iterable[Message], heading: str) -> Iterator[str]:
             verb = "Error from" if failed else "Result of"
             yield f"\n**{verb} `{message.tool_name or 'tool'}`**\n\n" + _fence(_tool_text(body))
             continue
+        if message.reasoning:
+            thinking = message.reasoning.strip().replace("\n", "\n> ")
+            yield f"\n> **Thinking**\n>\n> {thinking}\n"
         if message.content:
             yield f"\n{message.content.rstrip()}\n"
         if message.tool_call:

@@ -24,6 +24,7 @@ from ..db import begin_write
 from ..extensions import db
 from ..models import Conversation, Message, Run, User, UTCDateTime, new_id
 from ..rendering import render_markdown
+from ..usage.services import usage_of
 from . import drafts
 from .export import FORMAT, VERSION, fields
 from .report import ImportReport
@@ -180,6 +181,8 @@ def import_document(user: User, doc: Any, label: str, report: ImportReport) -> N
             row["content_html"] = render_markdown(row.get("content") or "")
     for row in runs:
         row["conversation_id"] = conversation["id"]
+    if "usage" not in conversation:  # an export from before migration 0009
+        conversation["usage"] = usage_of(row.get("meta") for row in messages)
     db.session.execute(insert(Conversation), [{**conversation, "user_id": user.id}])
     ordered = drafts.parents_first(messages, lambda m: [m["id"]], lambda m: m.get("parent_id"))
     drafts.insert_rows(ordered, runs)

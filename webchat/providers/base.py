@@ -3,13 +3,17 @@
 A provider is one module with a class that implements :class:`Provider`. ``stream()`` yields
 :data:`Event` values in the order the upstream produced them and ends after a :class:`Finish`
 (or raises :class:`ProviderError`). Text arrives as :class:`TextDelta`; a tool call is yielded
-once, fully assembled from its fragments, as :class:`ToolCall`.
+once, fully assembled from its fragments, as :class:`ToolCall`. The model's thinking, where the
+upstream sends it apart from the answer, arrives as :class:`ReasoningDelta` (and, for Anthropic,
+each signed block whole as :class:`ReasoningBlock`, to be passed back on later turns).
 
 Tool calls a provider yields are run by webchat (see :mod:`webchat.tools`) unless the upstream runs
 them itself: Claude Code does, and then follows each :class:`ToolCall` with a :class:`ToolResult`
 carrying the same id. A provider whose upstream keeps a session between turns sets
 ``uses_session = True``; it is then called with ``session=`` (a copy of the conversation's
-metadata) and may yield :class:`SessionState` to remember values there.
+metadata) and may yield :class:`SessionState` to remember values there. A provider that takes the
+conversation's generation parameters sets ``takes_params = True``; it is then called with
+``params=`` (``{"temperature", "max_tokens", "reasoning_effort"}``, each optional).
 """
 
 from __future__ import annotations
@@ -34,6 +38,24 @@ class ChatMessage:
     tool_call_id: str | None = None
     tool_name: str | None = None
     is_error: bool = False  # a tool message whose tool failed
+    # Signed thinking blocks of an assistant step, as the upstream sent them (Anthropic
+    # ``thinking`` / ``redacted_thinking``): passed back verbatim on later turns of a tool loop.
+    reasoning_blocks: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of the model's thinking (kept apart from the reply text), in characters."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningBlock:
+    """A whole signed thinking block, as the upstream sent it: ``{"type": "thinking", "thinking",
+    "signature"}`` or ``{"type": "redacted_thinking", "data"}`` (Anthropic Messages)."""
+
+    block: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -45,26 +67,37 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class ToolCall:
-    """A complete tool call: upstream id, tool name and parsed JSON arguments."""
+    """A complete tool call: id, tool name and parsed JSON arguments. ``upstream_id`` is the
+    id the upstream gave when webchat stores the call under another (a repeated or missing one)."""
 
     id: str
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
+    upstream_id: str | None = None
 
 
 @dataclass(frozen=True)
 class Usage:
-    """Token usage of one upstream response (input = prompt, output = completion tokens)."""
+    """Token usage of one upstream response, in tokens: ``input`` = prompt (cached included),
+    ``output`` = completion (reasoning included), ``cached`` = prompt tokens read from a cache,
+    ``reasoning`` = completion tokens spent thinking; ``cost_usd`` when the upstream itself
+    reports the price (OpenRouter, xAI). None where the upstream said nothing."""
 
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cost_usd: float | None = None
 
 
 @dataclass(frozen=True)
 class Finish:
-    """The upstream ended the response; ``reason`` as it named it (stop, length, tool_calls…)."""
+    """The upstream ended the response; ``reason`` as it named it (stop, length, tool_calls…).
+    ``inferred`` is True when the upstream named none and the reason was judged from what
+    arrived (tool calls → ``tool_calls``, else ``stop``)."""
 
     reason: str = "stop"
+    inferred: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,7 +117,16 @@ class SessionState:
     values: dict[str, Any]
 
 
-Event = TextDelta | ToolCall | ToolResult | Usage | Finish | SessionState
+Event = (
+    TextDelta
+    | ReasoningDelta
+    | ReasoningBlock
+    | ToolCall
+    | ToolResult
+    | Usage
+    | Finish
+    | SessionState
+)
 
 
 class ProviderError(Exception):

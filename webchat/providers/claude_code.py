@@ -1,4 +1,5 @@
-"""The Claude Code CLI as a provider: ``claude -p --output-format stream-json --verbose``.
+"""The Claude Code CLI as a provider: ``claude -p --output-format stream-json --verbose
+--include-partial-messages``.
 
 Each reply runs the CLI once, non-interactively, with the prompt on stdin. Its stdout is one JSON
 object per line (Claude Code's stream-json, the same message shapes as its session files):
@@ -6,12 +7,22 @@ object per line (Claude Code's stream-json, the same message shapes as its sessi
 - ``{"type": "system", "subtype": "init", "session_id", "model", …}`` — the session id is
   remembered in the conversation's metadata (``claude_code_session_id``) and the next turn runs
   with ``--resume <id>``, so Claude Code keeps its own context;
+- ``{"type": "stream_event", "event": {…}}`` — the Messages API's own stream events, token by
+  token (``--include-partial-messages``): ``text_delta`` becomes text as it comes,
+  ``thinking_delta`` reasoning;
 - ``{"type": "assistant", "message": {"content": [blocks]}}`` — ``text`` blocks become text (two
-  text blocks in a row are separated by a blank line), ``tool_use`` blocks become tool calls;
+  text blocks in a row are separated by a blank line) unless their message was streamed already
+  by ``stream_event`` lines, ``tool_use`` blocks become tool calls;
 - ``{"type": "user", "message": {"content": [{"type": "tool_result", …}]}}`` — the results of the
   tools Claude Code ran itself, yielded as :class:`ToolResult` (webchat runs none of them);
-- ``{"type": "result", "subtype", "is_error", "result", "usage", …}`` — the end: usage and finish,
-  or a :class:`ProviderError` when ``is_error`` is set.
+- ``{"type": "result", "subtype", "is_error", "result", "usage", "total_cost_usd", …}`` — the
+  end: usage (its cost as Claude Code reports it) and finish, or a :class:`ProviderError` when
+  ``is_error`` is set.
+
+A conversation imported from a Claude Code session file (its metadata holds the recorded
+``session_id`` and ``project_path``) continues that very session: ``--resume <session id>`` in
+the recorded project folder, when that folder exists on this machine; when it does not, the
+reply fails with a sentence that says so.
 
 Without a session (the first turn, or a conversation that started on another model) the earlier
 messages are put into the prompt as a transcript. The system prompt goes to
@@ -26,6 +37,7 @@ import selectors
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +47,7 @@ from .base import (
     Event,
     Finish,
     ProviderError,
+    ReasoningDelta,
     SessionState,
     TextDelta,
     ToolCall,
@@ -88,6 +101,28 @@ class StreamJsonParser:
         self.text_in_segment = False
         self.names: dict[str, str] = {}
         self.finished = False
+        self.streamed: set[str] = set()  # ids of messages whose text came by stream_event
+        self.current: str | None = None  # the message stream_event lines are about
+
+    def _partial(self, event: dict[str, Any]) -> Iterator[Event]:
+        """Text and thinking of one ``stream_event`` (a Messages API stream event)."""
+        kind = event.get("type")
+        if kind == "message_start":
+            self.current = (event.get("message") or {}).get("id")
+        elif kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "text":
+                if self.current:
+                    self.streamed.add(self.current)
+                if self.text_in_segment:
+                    yield TextDelta("\n\n")
+                self.text_in_segment = True
+        elif kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                yield TextDelta(delta["text"])
+            elif delta.get("type") == "thinking_delta" and delta.get("thinking"):
+                yield ReasoningDelta(delta["thinking"])
 
     def events(self, line: dict[str, Any]) -> Iterator[Event]:
         """The events of one line. Raises :class:`ProviderError` for a failed ``result``."""
@@ -95,9 +130,13 @@ class StreamJsonParser:
         session_id = line.get("session_id") or line.get("sessionId")
         if kind == "system" and line.get("subtype") == "init" and session_id:
             yield SessionState({SESSION_KEY: session_id})
+        elif kind == "stream_event" and isinstance(line.get("event"), dict):
+            yield from self._partial(line["event"])
         elif kind == "assistant":
-            for block in (line.get("message") or {}).get("content") or ():
-                if block.get("type") == "text" and block.get("text"):
+            message = line.get("message") or {}
+            streamed = message.get("id") in self.streamed
+            for block in message.get("content") or ():
+                if block.get("type") == "text" and block.get("text") and not streamed:
                     if self.text_in_segment:
                         yield TextDelta("\n\n")
                     self.text_in_segment = True
@@ -124,11 +163,41 @@ class StreamJsonParser:
                 raise ProviderError(f"Claude Code ended with an error: {detail[:ERROR_TEXT_CHARS]}")
             usage = line.get("usage") or {}
             if usage:
+                cost = line.get("total_cost_usd")
                 yield Usage(
                     sum(usage.get(k) or 0 for k in INPUT_TOKEN_KEYS),
                     usage.get("output_tokens"),
+                    cached_tokens=usage.get("cache_read_input_tokens"),
+                    cost_usd=float(cost) if isinstance(cost, (int, float)) else None,
                 )
             yield Finish(line.get("stop_reason") or "end_turn")
+
+
+def resumed_session(meta: dict[str, Any]) -> tuple[str | None, str | None]:
+    """``(session id, folder)`` a conversation continues in: the session webchat's own turns
+    remembered (folder None: the configured one), else the one an imported session file recorded,
+    in its recorded project folder. Raises :class:`ProviderError` when that folder does not exist
+    on this machine (Claude Code keeps a session with its project folder)."""
+    if meta.get(SESSION_KEY):
+        return str(meta[SESSION_KEY]), _existing(meta.get("project_path"))
+    recorded, folder = meta.get("session_id"), meta.get("project_path")
+    try:
+        uuid.UUID(str(recorded))
+    except ValueError:
+        return None, None  # not imported from a Claude Code session
+    if not isinstance(folder, str) or not folder:
+        return str(recorded), None
+    if not Path(folder).is_dir():
+        raise ProviderError(
+            f"This conversation was imported from a Claude Code session recorded in {folder}, "
+            "which does not exist on this machine, so Claude Code cannot resume it here. "
+            "Create that folder (with the project in it) or continue with another model."
+        )
+    return str(recorded), folder
+
+
+def _existing(folder: Any) -> str | None:
+    return folder if isinstance(folder, str) and folder and Path(folder).is_dir() else None
 
 
 class ClaudeCodeProvider:
@@ -164,6 +233,7 @@ class ClaudeCodeProvider:
     def arguments(self, model: str, messages: Sequence[ChatMessage], session_id: str | None):
         """The command line for one reply (the prompt itself goes on stdin)."""
         args = [*self.command, "-p", "--output-format", "stream-json", "--verbose"]
+        args.append("--include-partial-messages")
         if model != "default":
             args += ["--model", model]
         if session_id:
@@ -184,9 +254,10 @@ class ClaudeCodeProvider:
         """Run the CLI and yield the events of its stream-json output. ``tools`` are ignored
         (Claude Code brings its own). Raises :class:`ProviderError`; the process is killed when
         the stream is closed early or goes silent for ``timeout_ms``."""
-        session_id = (session or {}).get(SESSION_KEY)
+        session_id, cwd = resumed_session(session or {})
+        cwd = cwd or self.cwd
         prompt = build_prompt(messages, resumed=bool(session_id))
-        if self.cwd:
+        if cwd == self.cwd and self.cwd:
             Path(self.cwd).mkdir(parents=True, exist_ok=True)
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
         try:
@@ -195,7 +266,7 @@ class ClaudeCodeProvider:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                cwd=self.cwd or None,
+                cwd=cwd or None,
             )
         except OSError as exc:
             stderr.close()

@@ -1,17 +1,56 @@
 """The offline demo model: deterministic replies streamed word by word, no network.
 
 ``demo/echo`` answers with a few sentences that quote the user's message; the delay between words
-is ``DEMO_DELAY_MS`` (ms). Messages starting with ``/fail`` make it raise mid-stream and ``/long N``
-make it stream N words, which tests and benchmarks use.
+is ``DEMO_DELAY_MS`` (ms). Commands show every feature offline, deterministically:
+
+- ``/fail`` raises mid-stream (an error, with Retry); ``/long N`` streams N words;
+- ``/think <text>`` thinks aloud first (a Thinking block), then answers as usual;
+- ``/markdown`` answers with a heading, a list, a code block and a table;
+- ``/tool <expression>`` calls the built-in ``calculate`` tool (``/tool time``:
+  ``current_datetime``), then answers with the tool's result.
+
+Tests and benchmarks use ``/fail`` and ``/long``; the plain reply is
+:meth:`DemoProvider.reply_text`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .base import ChatMessage, Event, Finish, ProviderError, TextDelta, Usage
+from .base import (
+    ChatMessage,
+    Event,
+    Finish,
+    ProviderError,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
+
+MARKDOWN = """## What the demo can show
+
+- **Thinking**: send `/think why is the sky blue?`
+- **Tools**: send `/tool 1231 * 2331` or `/tool time`
+- **Errors**: send `/fail`, then press Retry
+
+```python
+def fibonacci(n: int) -> list[int]:
+    numbers = [0, 1]
+    while len(numbers) < n:
+        numbers.append(numbers[-1] + numbers[-2])
+    return numbers[:n]
+```
+
+| provider | model id | needs |
+| --- | --- | --- |
+| demo | `demo/echo` | nothing |
+| OpenAI-compatible | `openai/gpt-4o-mini` | `OPENAI_API_KEY` or `OPENAI_BASE_URL` |
+| Anthropic | `anthropic/claude-haiku-4-5` | `ANTHROPIC_API_KEY` |
+"""
 
 _OPENING = (
     "This is the offline demo model, so nothing left this machine. ",
@@ -64,6 +103,15 @@ class DemoProvider:
             quote = quote[:117] + "…"
         return "".join(_OPENING).replace("{quote}", quote)
 
+    def thinking_text(self, prompt: str) -> str:
+        """The thinking ``/think <text>`` streams before its answer (deterministic)."""
+        topic = " ".join(prompt.split()[1:]) or "this"
+        return (
+            f"The person asks about “{topic}”. This is the demo model, so there is no real "
+            "reasoning to do: these words stream as thinking, stored apart from the answer, "
+            "and fold into a Thinking block once the answer begins."
+        )
+
     def stream(
         self,
         model: str,
@@ -74,18 +122,62 @@ class DemoProvider:
         """Yield the reply to the last user message word by word, then usage and finish.
 
         Raises :class:`ProviderError` after a few words when that message starts with ``/fail``.
+        ``/tool`` yields a :class:`ToolCall` (finish ``tool_calls``) when the tool is offered,
+        and answers with its result once the history ends with it.
         """
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        text = self.reply_text(prompt)
+        command = prompt.strip().split(" ", 1)[0]
+        last = messages[-1] if messages else None
+        if command == "/tool" and last is not None and last.role == "tool":
+            text = f"The tool `{last.tool_name}` answered: {last.content}"
+        elif command == "/tool" and any(t.get("name") in _DEMO_TOOLS for t in tools):
+            yield from self._words("Let me work that out with a tool.", messages)
+            yield _tool_call(prompt)
+            yield Finish("tool_calls")
+            return
+        elif command == "/markdown":
+            text = MARKDOWN
+        else:
+            text = self.reply_text(prompt)
+        if command == "/think":
+            for word in self._split(self.thinking_text(prompt)):
+                self._pause()
+                yield ReasoningDelta(word)
+        yield from self._words(text, messages, fail=command == "/fail")
+        yield Finish("stop")
+
+    def _pause(self) -> None:
+        if self.delay_ms:
+            time.sleep(self.delay_ms / 1000)
+
+    @staticmethod
+    def _split(text: str) -> list[str]:
         words = text.split(" ")
-        fail = prompt.strip().startswith("/fail")
+        return [w if i == len(words) - 1 else w + " " for i, w in enumerate(words)]
+
+    def _words(
+        self, text: str, messages: Sequence[ChatMessage], *, fail: bool = False
+    ) -> Iterator[Event]:
+        """``text`` word by word, then its :class:`Usage` (words in and out)."""
+        words = self._split(text)
         for i, word in enumerate(words):
             if fail and i == 5:
                 raise ProviderError("The demo model failed on purpose (the message began /fail).")
-            if self.delay_ms:
-                time.sleep(self.delay_ms / 1000)
-            yield TextDelta(word if i == len(words) - 1 else word + " ")
+            self._pause()
+            yield TextDelta(word)
         yield Usage(
             input_tokens=sum(len(m.content.split()) for m in messages), output_tokens=len(words)
         )
-        yield Finish("stop")
+
+
+_DEMO_TOOLS = ("calculate", "current_datetime")
+
+
+def _tool_call(prompt: str) -> ToolCall:
+    """The call ``/tool <expression>`` (``calculate``) or ``/tool time`` makes; its id is derived
+    from the prompt, so the demo stays deterministic (webchat keeps stored ids unique)."""
+    argument = " ".join(prompt.split()[1:]) or "6 * 7"
+    digest = hashlib.sha256(prompt.encode()).hexdigest()[:16]
+    if argument == "time":
+        return ToolCall(f"demo_{digest}", "current_datetime", {})
+    return ToolCall(f"demo_{digest}", "calculate", {"expression": argument})

@@ -10,6 +10,7 @@ time out a silent provider, whatever the provider does.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import queue
@@ -31,12 +32,15 @@ from ..providers.base import (
     ChatMessage,
     Finish,
     ProviderError,
+    ReasoningBlock,
+    ReasoningDelta,
     SessionState,
     TextDelta,
     ToolCall,
     ToolResult,
     Usage,
 )
+from ..usage.services import usage_json
 from . import store
 
 log = logging.getLogger(__name__)
@@ -147,6 +151,7 @@ def to_chat_messages(conversation: Conversation, messages: list[Message]) -> lis
                 tool_call_id=_tool_call_id(m) if m.role == Role.TOOL else None,
                 tool_name=m.tool_name,
                 is_error=m.role == Role.TOOL and bool((m.tool_result or {}).get("error")),
+                reasoning_blocks=tuple((m.meta or {}).get("reasoning_blocks") or ()),
             )
         )
     return out
@@ -249,11 +254,14 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     assert run is not None and run.message_id is not None
     conversation = db.session.get(Conversation, run.conversation_id)
     assert conversation is not None
-    chat = to_chat_messages(conversation, history(run.message_id)[:-1])
+    earlier = history(run.message_id)[:-1]
+    chat = to_chat_messages(conversation, earlier)
+    call_ids = taken_call_ids(earlier)
     message_id = run.message_id
     model_id = run.model
     context = tools.ToolContext(app, conversation.user_id, conversation.id)
     session = dict(conversation.meta or {})
+    params = dict(session.get("params") or {})  # temperature, max_tokens, reasoning_effort
     db.session.rollback()  # hold no transaction while the provider works
 
     try:
@@ -262,13 +270,16 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
         metrics.provider_error("unknown_model")
         raise _Stop(Status.ERROR, str(exc)) from None
     definitions = tools.definitions(app) if app.config["TOOLS_ENABLED"] else []
-    extra = {"session": session} if getattr(provider, "uses_session", False) else {}
+    extra: dict[str, Any] = {"session": session} if getattr(provider, "uses_session", False) else {}
+    if params and getattr(provider, "takes_params", False):
+        extra["params"] = params
     limit = app.config["TOOL_LOOP_LIMIT"]
     for round_ in range(limit + 1):
         stream = provider.stream(model, chat, tools=definitions, **extra)
         step = _stream_step(app, run_id, message_id, stream, model_id=model_id)
         if not step["tool_calls"]:
             break
+        step["tool_calls"] = unique_calls(step["tool_calls"], call_ids)
         last_id = _store_tool_calls(run_id, step["message_id"], step["tool_calls"], model_id)
         if round_ == limit:
             raise _Stop(
@@ -282,9 +293,41 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     store.finish(run_id, Status.COMPLETE)
 
 
+def taken_call_ids(messages: list[Message]) -> set[str]:
+    """The tool-call ids of ``messages`` (a run's history: calls and the results that name
+    them)."""
+    ids = {str((m.tool_call or {}).get("id") or "") for m in messages if m.role == Role.ASSISTANT}
+    ids |= {str(_tool_call_id(m) or "") for m in messages if m.role == Role.TOOL}
+    return ids - {""}
+
+
+def unique_calls(calls: list[ToolCall], taken: set[str]) -> list[ToolCall]:
+    """``calls`` with ids unique among ``taken`` (the run's history and its earlier steps, see
+    :func:`taken_call_ids`): a missing id, or one already taken (servers that number calls
+    ``"0"`` on every turn, Kimi's ``functions.add:0``), is replaced by a new ``call_<24 hex>``,
+    unique everywhere, and the upstream's id is kept as ``upstream_id``. Adds the ids to
+    ``taken``. Results pair with calls by the stored id, which is also what the model is sent
+    back. The history, not the whole conversation, is what is checked: it is bounded
+    (``HISTORY_LIMIT``) and it is all the model sees, so sending stays the same work in a
+    conversation of any length."""
+    out = []
+    for call in calls:
+        if not call.id or call.id in taken:
+            call = dataclasses.replace(
+                call, id=f"call_{uuid.uuid4().hex[:24]}", upstream_id=call.id or None
+            )
+        taken.add(call.id)
+        out.append(call)
+    return out
+
+
 def _call_json(call: ToolCall) -> dict[str, Any]:
-    """A tool call as stored in ``Message.tool_call``: ``{"id", "name", "arguments"}``."""
-    return {"id": call.id, "name": call.name, "arguments": call.arguments}
+    """A tool call as stored in ``Message.tool_call``: ``{"id", "name", "arguments"}``, plus
+    ``upstream_id`` when webchat had to replace the upstream's id (see :func:`unique_calls`)."""
+    stored = {"id": call.id, "name": call.name, "arguments": call.arguments}
+    if call.upstream_id:
+        stored["upstream_id"] = call.upstream_id
+    return stored
 
 
 def _store_tool_calls(
@@ -399,17 +442,21 @@ def _stream_step(
     stop = threading.Event()
     threading.Thread(target=_produce, args=(stream, events, stop), daemon=True).start()
     buffer = store.DeltaBuffer(cfg["FLUSH_INTERVAL_MS"])
+    thinking = store.DeltaBuffer(cfg["FLUSH_INTERVAL_MS"])  # reasoning, stored apart
+    blocks: list[dict[str, Any]] = []  # signed thinking blocks, kept in the message's meta
     heartbeat_s = cfg["HEARTBEAT_INTERVAL_MS"] / 1000
     timeout_s = cfg["PROVIDER_TIMEOUT_MS"] / 1000
     last_event = last_write = time.monotonic()
     finish_reason: str | None = None
     usage: dict[str, Any] = {}
+    inferred = False
     tool_calls: list[ToolCall] = []
     is_open = True  # False after an upstream tool result: message_id is that tool message
 
     def flush() -> None:
         nonlocal last_write
         oldest = buffer.first_at
+        store.append_reasoning(run_id, message_id, thinking.take())
         if store.append(run_id, message_id, buffer.take()):
             stop.set()
             raise _Stop(Status.CANCELLED)
@@ -417,11 +464,17 @@ def _stream_step(
         if oldest is not None:
             metrics.persisted(last_write - oldest)
 
+    def keep() -> None:
+        """Store what is buffered before the step fails (no cancel check: it ends anyway)."""
+        store.append_reasoning(run_id, message_id, thinking.take())
+        if buffer.parts:
+            store.append(run_id, message_id, buffer.take())
+
     try:
         while True:
             now = time.monotonic()
             waits = [heartbeat_s - (now - last_write), timeout_s - (now - last_event)]
-            due = buffer.seconds_left()
+            due = _due(buffer, thinking)
             if due is not None:
                 waits.append(due)
             try:
@@ -432,19 +485,24 @@ def _stream_step(
                 break
             if item is not None:
                 last_event = time.monotonic()
-            if isinstance(item, (TextDelta, ToolCall)) and not is_open:
+            if isinstance(item, (TextDelta, ReasoningDelta, ToolCall)) and not is_open:
                 message_id = store.add_message(
                     run_id, message_id, Role.ASSISTANT, content="", meta={"model": model_id}
                 )
                 is_open = True
             if isinstance(item, TextDelta):
                 buffer.add(item.text)
+            elif isinstance(item, ReasoningDelta):
+                thinking.add(item.text)
+            elif isinstance(item, ReasoningBlock):
+                blocks.append(item.block)
             elif isinstance(item, ToolCall):
                 tool_calls.append(item)
             elif isinstance(item, Usage):
-                usage = {"input_tokens": item.input_tokens, "output_tokens": item.output_tokens}
+                usage = usage_json(item, model_id)
             elif isinstance(item, Finish):
                 finish_reason = item.reason
+                inferred = item.inferred
             elif isinstance(item, ToolResult):
                 flush()
                 message_id = _store_upstream_result(
@@ -455,17 +513,15 @@ def _stream_step(
                 store.update_conversation_meta(run_id, item.values)
             elif isinstance(item, BaseException):
                 metrics.provider_error(type(item).__name__)
-                if buffer.parts:
-                    store.append(run_id, message_id, buffer.take())
+                keep()
                 raise _Stop(Status.ERROR, _readable(item))
             now = time.monotonic()
-            due = buffer.seconds_left()
+            due = _due(buffer, thinking)
             if (due is not None and due <= 0) or now - last_write >= heartbeat_s:
                 flush()
             if now - last_event >= timeout_s:
                 metrics.provider_error("timeout")
-                if buffer.parts:
-                    store.append(run_id, message_id, buffer.take())
+                keep()
                 raise _Stop(
                     Status.ERROR,
                     f"The provider sent nothing for {timeout_s:g} s and was given up on.",
@@ -478,9 +534,14 @@ def _stream_step(
                 run_id, message_id, Role.ASSISTANT, content="", meta={"model": model_id}
             )
     meta: dict[str, Any] = {"finish_reason": finish_reason}
-    if usage:
-        meta["usage"] = usage
+    if inferred:  # the upstream named no reason; it was judged from what arrived
+        meta["finish_inferred"] = True
+    if blocks:
+        meta["reasoning_blocks"] = blocks
+    meta["usage"] = usage or usage_json(Usage(), model_id)  # all null: the server said nothing
     store.update_message(run_id, message_id, meta=meta)
+    if usage:
+        store.add_usage(run_id, usage)
     if finish_reason is None:
         metrics.provider_error("incomplete")
         raise _Stop(Status.ERROR, "The provider ended the stream without finishing the reply.")
@@ -490,6 +551,11 @@ def _stream_step(
         "finish_reason": finish_reason,
         "message_id": message_id,
     }
+
+
+def _due(*buffers: store.DeltaBuffer) -> float | None:
+    """Seconds until the first of ``buffers`` is due to be written; None when all are empty."""
+    return min((s for s in (b.seconds_left() for b in buffers) if s is not None), default=None)
 
 
 def _readable(exc: BaseException) -> str:

@@ -4,8 +4,12 @@ Format: the "Server-sent events" section of the HTML Living Standard. Each event
 name, an ``id:`` and one ``data:`` line per line of its payload. Event ids are cursors
 ``<message-uuid>:<offset>`` (characters of that message's content already sent) or
 ``<message-uuid>:end`` (that message sent whole, tool block included), so a reconnect with
-``Last-Event-ID`` resumes exactly. Streams start with a comment (so proxies flush), send a
-``: ping`` comment after ``SSE_HEARTBEAT_MS`` of silence, and end after ``done``.
+``Last-Event-ID`` resumes exactly. The model's thinking streams as ``reasoning`` events while
+the message has no content yet, with cursors ``<message-uuid>:r<offset>`` (characters of its
+``reasoning`` sent, none of its content); thinking that comes after the content has begun is not
+streamed (the final reply, sent by ``done``, shows it). Streams start with a comment (so
+proxies flush), send a ``: ping`` comment after ``SSE_HEARTBEAT_MS`` of silence, and end after
+``done``.
 
 The stream sends only what is committed: what it reads from the database, or the committed text a
 notification carries when that text continues exactly from the client's cursor (see
@@ -65,6 +69,8 @@ class StoredMessage:
     tool_call: Any
     tool_result: Any
     error: str | None
+    reasoning: str = ""  # its thinking from ``reasoning_start`` on
+    reasoning_start: int = 0
 
     @property
     def final(self) -> bool:
@@ -74,12 +80,16 @@ class StoredMessage:
 @dataclass
 class Cursor:
     """How far a client has got: a message and a character offset, or ``None`` = that message
-    is sent whole."""
+    is sent whole; ``reasoning`` = characters of its thinking sent while its content offset is
+    still 0 (None once the content has begun)."""
 
     message_id: uuid.UUID
     offset: int | None
+    reasoning: int | None = None
 
     def __str__(self) -> str:
+        if self.offset == 0 and self.reasoning:
+            return f"{self.message_id}:r{self.reasoning}"
         return f"{self.message_id}:{END if self.offset is None else self.offset}"
 
     @classmethod
@@ -89,6 +99,8 @@ class Cursor:
             return None
         mid, _, off = value.strip().rpartition(":")
         try:
+            if off.startswith("r"):
+                return cls(uuid.UUID(mid), 0, int(off[1:]))
             return cls(uuid.UUID(mid), None if off == END else int(off))
         except ValueError:
             return None
@@ -102,6 +114,9 @@ class StreamFormat(Protocol):
 
     def delta(self, message: StoredMessage, text: str) -> str:
         """Payload of a ``delta`` event carrying ``text`` of ``message``."""
+
+    def reasoning(self, message: StoredMessage, text: str) -> str:
+        """Payload of a ``reasoning`` event carrying ``text`` of the message's thinking."""
 
     def tool_call(self, message: StoredMessage) -> str:
         """Payload of a ``tool_call`` event."""
@@ -136,6 +151,10 @@ _READ = (
         _messages.c.tool_call,
         _messages.c.tool_result,
         _messages.c.error,
+        func.substr(
+            _messages.c.reasoning,
+            case((_messages.c.id == bindparam("cursor_id"), bindparam("reasoning_start")), else_=1),
+        ),
     )
     .select_from(
         _runs.outerjoin(
@@ -164,18 +183,24 @@ class RunState:
         return self.status in Status.FINAL
 
 
+_NOT_READ = 2**31 - 1  # a substr start past any text: the column is not read
+
+
 def _read(
     connection: Connection, run_id: uuid.UUID, cursor: Cursor | None, sent: set[uuid.UUID]
 ) -> RunState | None:
     """Read the run from ``cursor`` on, leaving out the messages in ``sent``; None when the run
     no longer exists (its conversation was deleted)."""
-    at = cursor if cursor is not None and cursor.offset else None
+    at = cursor if cursor is not None and (cursor.offset or cursor.reasoning) else None
+    # Thinking is streamed only before the content: past that, none of it is read.
+    reasoning_start = (at.reasoning or 0) + 1 if at and not at.offset else _NOT_READ
     rows = connection.execute(
         _READ,
         {
             "run_id": run_id,
             "cursor_id": at.message_id if at else None,
             "start": at.offset + 1 if at and at.offset else 1,
+            "reasoning_start": reasoning_start,
             "sent": list(sent),
         },
     ).all()
@@ -192,6 +217,8 @@ def _read(
             row[7],
             row[8],
             row[9],
+            row[10] or "",
+            reasoning_start - 1 if at and row[2] == at.message_id else 0,
         )
         for row in rows
         if row[2] is not None
@@ -322,15 +349,23 @@ def _events_for(
     """Events for what is new in ``message``; returns them and the cursor after them
     (offset None once the message is sent whole)."""
     out = []
-    offset = cursor.offset if cursor and cursor.message_id == message.id else 0
-    offset = offset or 0
+    mine = cursor is not None and cursor.message_id == message.id
+    offset = (cursor.offset if cursor and mine else 0) or 0
+    thought = cursor.reasoning if cursor and mine and not offset else None
+    if message.role != Role.TOOL and message.reasoning and not offset and not message.start:
+        thought = message.reasoning_start + len(message.reasoning)
+        out.append(
+            format_event(
+                fmt.reasoning(message, message.reasoning), "reasoning", f"{message.id}:r{thought}"
+            )
+        )
     if message.role != Role.TOOL and message.text:
         offset = message.start + len(message.text)
         out.append(
             format_event(fmt.delta(message, message.text), "delta", f"{message.id}:{offset}")
         )
     if not message.final:
-        return out, Cursor(message.id, offset)
+        return out, Cursor(message.id, offset, thought if not offset else None)
     end_id = f"{message.id}:{END}"
     if message.role == Role.TOOL:
         out.append(format_event(fmt.tool_result(message), "tool_result", end_id))
@@ -345,7 +380,7 @@ def _cursor_at_end(messages: list[StoredMessage]) -> Cursor | None:
     last = messages[-1]
     if last.final:
         return Cursor(last.id, None)
-    return Cursor(last.id, len(last.text))
+    return Cursor(last.id, len(last.text), None if last.text else len(last.reasoning))
 
 
 def _sent_before(run_id: uuid.UUID, cursor: Cursor) -> list[uuid.UUID]:

@@ -26,6 +26,7 @@ from ..extensions import db
 from ..models import Conversation, Message, Role, Run, Status, new_id, utcnow
 from ..ops import metrics
 from ..rendering import render_markdown
+from ..usage.services import add_usage as usage_sums
 from .notify import notifier
 
 
@@ -258,6 +259,30 @@ def _write_appends(batch: list[_Pending]) -> None:
         notifier().publish_many(payloads)
 
 
+_APPEND_REASONING = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("message_id"), _messages.c.status.in_(Status.ACTIVE))
+    .values(
+        reasoning=func.coalesce(_messages.c.reasoning, "") + bindparam("text"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+def append_reasoning(run_id: uuid.UUID, message_id: uuid.UUID, text: str) -> None:
+    """Append ``text`` (characters of the model's thinking) to the message's ``reasoning``, in
+    one short transaction, and wake the run's readers. A message that has ended is left as it
+    is. Thinking comes in bursts before the answer, so these writes take the place of the text
+    appends rather than adding to them (the executor flushes both on the same interval)."""
+    if not text:
+        return
+    begin_write()
+    db.session.connection().execute(
+        _APPEND_REASONING, {"message_id": message_id, "text": text, "now": utcnow()}
+    )
+    _commit_and_wake(run_id)
+
+
 def touch(run_ids: list[uuid.UUID]) -> None:
     """Touch the heartbeat of those of ``run_ids`` still active: one ``UPDATE``, one commit."""
     begin_write()
@@ -303,6 +328,27 @@ def update_message(run_id: uuid.UUID, message_id: uuid.UUID, **fields: Any) -> N
         setattr(message, key, value)
     message.updated_at = utcnow()
     _commit_and_wake(run_id)
+
+
+def add_usage(run_id: uuid.UUID, usage: dict[str, Any]) -> None:
+    """Add one reply step's ``metadata.usage`` to its conversation's ``usage`` sums (see
+    :func:`webchat.usage.services.add_usage`). One short write transaction; the row is locked
+    (PostgreSQL ``FOR UPDATE``; SQLite's write lock), so two replies finishing at once both
+    count."""
+    begin_write()
+    run = db.session.get(Run, run_id)
+    conversation = (
+        db.session.get(
+            Conversation, run.conversation_id, with_for_update=True, populate_existing=True
+        )
+        if run
+        else None
+    )
+    if conversation is None:
+        db.session.rollback()
+        return
+    conversation.usage = usage_sums(conversation.usage, usage)
+    db.session.commit()
 
 
 def update_conversation_meta(run_id: uuid.UUID, values: dict[str, Any]) -> None:

@@ -135,7 +135,9 @@ def run(call: ToolCall, context: ToolContext, timeout_ms: float) -> Outcome:
 
     tool = registry(context.app).get(call.name)
     if tool is None:
-        return Outcome(error=f"there is no tool named {call.name!r}", duration_ms=elapsed())
+        return Outcome(
+            error=f"no such tool: there is no tool named {call.name!r}", duration_ms=elapsed()
+        )
     box: dict[str, Any] = {}
 
     def target() -> None:
