@@ -254,6 +254,7 @@ def test_index_follows_edits_deletes_trash_and_purge(app, ctx):
 
 
 def test_streaming_messages_are_indexed_when_final(app, ctx):
+    """Text and thinking (migration 0010) alike: nothing while the message streams."""
     ada = make_user()
     c = add_conversation(
         ada, "Live", [{"role": "assistant", "content": "", "status": Status.STREAMING}]
@@ -263,15 +264,26 @@ def test_streaming_messages_are_indexed_when_final(app, ctx):
     db.session.execute(
         update(Message)
         .where(Message.id == message_id)
-        .values(content=Message.content + "partial narwhal")
+        .values(content=Message.content + "partial narwhal", reasoning="thinking of an ocelot")
     )
     db.session.commit()
-    assert search(ada, "narwhal").items == []  # not while it streams
+    assert search(ada, "narwhal").items == search(ada, "ocelot").items == []  # not while it streams
     db.session.execute(
         update(Message).where(Message.id == message_id).values(status=Status.COMPLETE)
     )
     db.session.commit()
     assert [h.message_id for h in search(ada, "narwhal").items] == [message_id]
+    assert [(h.message_id, h.in_reasoning) for h in search(ada, "ocelot").items] == [
+        (message_id, True)
+    ]
+    # thinking stored after the message is final is indexed too (UPDATE OF reasoning)
+    db.session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(reasoning=Message.reasoning + " and a margay")
+    )
+    db.session.commit()
+    assert [h.in_reasoning for h in search(ada, "margay").items] == [True]
 
 
 def test_snippets_are_sanitized(app, ctx):

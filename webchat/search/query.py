@@ -1,8 +1,11 @@
 """The one search function: a user's conversation titles and message text, ranked, with snippets.
 
-The index is kept by the database (see ``migrations/versions/0002_search_index.py``): SQLite FTS5
-(``search_fts``, BM25 ranking, titles weighted 4:1) or PostgreSQL ``tsvector`` with a GIN index
-(``ts_rank``, titles weight A, messages D). Both stem English words, so "running" finds "run".
+The index is kept by the database (see ``migrations/versions/0002_search_index.py`` and
+``0010_search_reasoning.py``): SQLite FTS5 (``search_fts(title, body, reasoning)``, BM25 ranking,
+weighted 4 : 1 : 0.5) or PostgreSQL ``tsvector`` with a GIN index (``ts_rank``, titles weight A,
+message text D, reasoning C ranked below D). Both stem English words, so "running" finds "run".
+A message's reasoning (its model's thinking) is searched too; a hit none of whose words are in
+the message's text is marked ``in_reasoning`` and its snippet is taken from the reasoning.
 
 Query syntax, the same on both databases (a subset of PostgreSQL's ``websearch_to_tsquery``):
 words are ANDed, ``"quoted phrases"`` match in order, ``-word`` excludes, ``OR`` between two
@@ -14,7 +17,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +49,9 @@ RANK_WINDOW = 10_000  # matches ranked at most: a broader query ranks its newest
 MAX_TERMS = 16  # words and phrases of one query; more are ignored
 SNIPPET_WORDS = 24  # tokens of context around the matches in a snippet
 _START, _STOP = "\x02", "\x03"  # highlight markers, never in stored text we show
+# ts_rank's weights of D (message text), C (reasoning), B (unused), A (titles): the defaults,
+# except that reasoning ranks below the text, as on SQLite.
+PG_WEIGHTS = "CAST('{0.1, 0.05, 0.4, 1.0}' AS real[])"
 
 search_docs = Table(
     "search_docs",
@@ -53,7 +59,7 @@ search_docs = Table(
     Column("id", BigInteger, primary_key=True),
     Column("conversation_id", Uuid, nullable=False),
     Column("message_id", Uuid, nullable=True),
-    info={"managed_by": "migration 0002 (triggers)"},
+    info={"managed_by": "migrations 0002, 0010 (triggers)"},
 )
 _fts = table("search_fts", column("rowid"))
 
@@ -78,7 +84,9 @@ class Hit:
     ``snippet`` is sanitized HTML: the matched text escaped, matches wrapped in ``<mark>``.
     ``score`` is higher for better matches (BM25 negated on SQLite, ``ts_rank`` on PostgreSQL).
     ``anchor_id`` is the message whose ``#m-<id>`` the page shows it under: the message itself,
-    or the first message of the reply (run) it is part of.
+    or the first message of the reply (run) it is part of. ``in_reasoning``: no word of the query
+    is in the message's text, only in its reasoning (the model's thinking), which the snippet
+    then shows.
     """
 
     conversation_id: uuid.UUID
@@ -91,6 +99,7 @@ class Hit:
     archived: bool
     score: float
     anchor_id: uuid.UUID | None = None
+    in_reasoning: bool = False
 
 
 @dataclass
@@ -288,7 +297,7 @@ def _ranked_sqlite(match: str, user: User, filters: Filters, offset: int, limit:
         select(func.count(), func.min(newest.c.rowid)).select_from(newest)
     ).one()
     windowed = count >= RANK_WINDOW
-    score: ColumnElement[float] = literal_column("bm25(search_fts, 4.0, 1.0)")
+    score: ColumnElement[float] = literal_column("bm25(search_fts, 4.0, 1.0, 0.5)")
     stmt = _matches_sqlite(match, user, filters, *_columns(-score))
     if windowed:
         stmt = stmt.where(_fts.c.rowid >= start)
@@ -296,13 +305,22 @@ def _ranked_sqlite(match: str, user: User, filters: Filters, offset: int, limit:
     return db.session.execute(stmt).all(), windowed
 
 
-def _snippets_sqlite(match: str, ids: list[int]) -> dict[int, str]:
+def _snippets_sqlite(match: str, ids: list[int], reasoning: bool) -> dict[int, str]:
+    # A message's row has an empty title; a title's row has nothing else.
     rows = db.session.execute(
         text(
-            "SELECT rowid, snippet(search_fts, -1, :start, :stop, '…', :words) FROM search_fts "
+            "SELECT rowid, snippet(search_fts, CASE WHEN title = '' THEN :column ELSE 0 END, "
+            ":start, :stop, '…', :words) FROM search_fts "
             "WHERE search_fts MATCH :match AND rowid IN :ids"
         ).bindparams(bindparam("ids", expanding=True)),
-        {"match": match, "ids": ids, "start": _START, "stop": _STOP, "words": SNIPPET_WORDS},
+        {
+            "match": match,
+            "ids": ids,
+            "column": 2 if reasoning else 1,
+            "start": _START,
+            "stop": _STOP,
+            "words": SNIPPET_WORDS,
+        },
     ).all()
     return {row[0]: row[1] for row in rows}
 
@@ -321,7 +339,8 @@ def _ranked_postgres(websearch: str, user: User, filters: Filters, offset: int, 
         filters,
     )
     newest = matches.order_by(search_docs.c.id.desc()).limit(RANK_WINDOW).subquery("newest")
-    score = func.ts_rank(tsv, query, 1)  # 1: divided by 1 + log(length), as BM25 favours short
+    # 1: divided by 1 + log(length), as BM25 favours short
+    score = func.ts_rank(literal_column(PG_WEIGHTS), tsv, query, 1)
     # Rank the window from the index rows alone; read conversations and messages for the page.
     ranked = (
         select(search_docs.c.id, score.label("score"), func.count().over().label("matches"))
@@ -344,14 +363,16 @@ def _ranked_postgres(websearch: str, user: User, filters: Filters, offset: int, 
     return rows, bool(rows) and rows[0].matches >= RANK_WINDOW
 
 
-def _snippets_postgres(websearch: str, ids: list[int]) -> dict[int, str]:
+def _snippets_postgres(websearch: str, ids: list[int], reasoning: bool) -> dict[int, str]:
     options = (
         f"StartSel={_START}, StopSel={_STOP}, MaxWords={SNIPPET_WORDS}, MinWords=8, "
         'MaxFragments=2, FragmentDelimiter=" … "'
     )
     body = case(
         (search_docs.c.message_id.is_(None), Conversation.title),
-        else_=func.webchat_search_body(
+        else_=Message.reasoning
+        if reasoning
+        else func.webchat_search_body(
             Message.content, Message.tool_name, Message.tool_call, Message.tool_result
         ),
     )
@@ -386,14 +407,25 @@ def search(
     groups = parse_query(q or "")
     if not groups:
         return Results()
+    snippets_of: Callable[[str, list[int], bool], dict[int, str]]
     if db.engine.dialect.name == "postgresql":
         expression = _websearch_text(groups)
         rows, windowed = _ranked_postgres(expression, user, filters, offset, limit + 1)
-        snippets = _snippets_postgres(expression, [r.id for r in rows[:limit]])
+        snippets_of = _snippets_postgres
     else:
         expression = _fts5_query(groups)
         rows, windowed = _ranked_sqlite(expression, user, filters, offset, limit + 1)
-        snippets = _snippets_sqlite(expression, [r.id for r in rows[:limit]])
+        snippets_of = _snippets_sqlite
+    snippets = snippets_of(expression, [r.id for r in rows[:limit]], False)
+    # A message none of whose text is marked matched in its reasoning: show that instead.
+    unmarked = [
+        r.id for r in rows[:limit] if r.message_id and _START not in (snippets.get(r.id) or "")
+    ]
+    thoughts = {
+        i: snippet
+        for i, snippet in (snippets_of(expression, unmarked, True) if unmarked else {}).items()
+        if _START in (snippet or "")
+    }
     anchors = _anchors([r.message_id for r in rows[:limit] if r.message_id is not None])
     items = [
         Hit(
@@ -402,7 +434,8 @@ def search(
             message_id=r.message_id,
             anchor_id=anchors.get(r.message_id) if r.message_id else None,
             role=r.role,
-            snippet=highlight(snippets.get(r.id) or r.title),
+            snippet=highlight(thoughts.get(r.id) or snippets.get(r.id) or r.title),
+            in_reasoning=r.id in thoughts,
             created_at=r.created_at or r.conversation_created_at,
             model=r.message_model or r.conversation_model,
             archived=r.archived_at is not None,
