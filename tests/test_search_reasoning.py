@@ -1,5 +1,5 @@
 """Search finds a reply's reasoning (its model's thinking), marked as such: the index's part of
-its own (migration 0010), the hit's flag and snippet."""
+its own (migration 0010), the hit's flag and snippet, the page's label and the API's field."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from webchat.extensions import db
 from webchat.models import User
 from webchat.search import Filters, search
 
-from .conftest import ROOT
+from .conftest import ROOT, sign_up
 from .test_search import add_conversation, make_user
 
 FOLDER = str(ROOT / "migrations")
@@ -49,6 +49,28 @@ def test_the_text_ranks_above_the_reasoning(app, ctx):
     hits = search(ada, "ocelot").items
     assert [(h.conversation_id, h.in_reasoning) for h in hits][0] == (said.id, False)
     assert [h.in_reasoning for h in hits] == [False, True]
+
+
+def test_the_page_and_the_api_mark_a_hit_in_the_reasoning(app, client):
+    from webchat.api import tokens
+
+    sign_up(client)
+    with app.app_context():
+        ada = db.session.scalars(select(User)).one()
+        add_conversation(ada, "Cats", [{"role": "user", "content": "A number?"}, THINKING])
+        _row, token = tokens.create_token(ada, "tests")
+        db.session.commit()
+    page = client.get("/search?q=ocelot").get_data(as_text=True)
+    assert 'class="hit-reasoning' in page and ">Thinking<" in page
+    assert "hit-reasoning" not in client.get("/search?q=forty").get_data(as_text=True)
+    api = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    [hit] = api.get("/api/v1/search?q=ocelot", headers=headers).get_json()["items"]
+    assert hit["in_reasoning"] is True and "<mark>ocelot</mark>" in hit["snippet"]
+    [hit] = api.get("/api/v1/search?q=forty", headers=headers).get_json()["items"]
+    assert hit["in_reasoning"] is False
+    document = api.get("/api/v1/openapi.json").get_json()
+    assert "in_reasoning" in document["components"]["schemas"]["SearchHit"]["properties"]
 
 
 def _indexed(word: str) -> int:

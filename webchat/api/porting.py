@@ -58,6 +58,11 @@ class SearchHit(BaseModel):
     conversation_title: str
     model: str | None
     score: float = Field(description="Higher is better; comparable within one search.")
+    in_reasoning: bool = Field(
+        default=False,
+        description="The words are only in the message's reasoning (its model's thinking), "
+        "not in its text; the snippet is taken from the reasoning.",
+    )
 
 
 class SearchResults(BaseModel):
@@ -166,6 +171,7 @@ def search_messages():
             conversation_title=hit.conversation_title,
             model=hit.model,
             score=hit.score,
+            in_reasoning=hit.in_reasoning,
         )
         for hit in results.items
     ]
