@@ -306,6 +306,12 @@ class Run(Model):
     __table_args__ = (
         Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
         Index("ix_runs_conversation_status", "conversation_id", "status"),
+        Index(  # the active runs only (migration 0011)
+            "ix_runs_active",
+            "conversation_id",
+            sqlite_where=text("status IN ('pending', 'streaming')"),
+            postgresql_where=text("status IN ('pending', 'streaming')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)

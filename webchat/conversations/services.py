@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import bindparam, delete, exists, insert, select, text, update
 
 from .. import tree
 from ..errors import InvalidInput
@@ -134,21 +134,21 @@ def last_message(conversation: Conversation) -> Message | None:
     ).first()
 
 
+_ACTIVE_RUN = select(  # statuses as literals: both databases then match ix_runs_active
+    exists().where(
+        Run.conversation_id == bindparam("conversation_id"),
+        text("runs.status IN ('pending', 'streaming')"),
+    )
+)
+
+
 def has_active_reply(conversation: Conversation) -> bool:
     """True while a reply of the conversation, on any branch, is pending or streaming.
 
-    Reads the conversation's active runs only, through ``ix_runs_conversation_status``
-    (migration 0004), whatever the number of its finished runs.
+    Reads the partial index of active runs (``ix_runs_active``, migration 0011): at most the
+    server's few active runs, whatever the number of the conversation's finished runs.
     """
-    return bool(
-        db.session.scalar(
-            select(
-                exists().where(
-                    Run.conversation_id == conversation.id, Run.status.in_(Status.ACTIVE)
-                )
-            )
-        )
-    )
+    return bool(db.session.scalar(_ACTIVE_RUN, {"conversation_id": conversation.id}))
 
 
 def _refuse_while_streaming(conversation: Conversation) -> None:
