@@ -51,7 +51,11 @@ def find_message(conversation: Conversation, message_id: str | uuid.UUID, field:
         mid = message_id if isinstance(message_id, uuid.UUID) else uuid.UUID(str(message_id))
     except ValueError:
         raise InvalidInput(f"{field} must be a message id (a UUID).", field=field) from None
-    message = db.session.scalars(_messages(conversation).where(Message.id == mid)).first()
+    # By primary key, then the conversation checked here: with ``conversation_id = … AND id = …``
+    # PostgreSQL, on fresh statistics, has walked the conversation's index instead.
+    message = db.session.get(Message, mid)
+    if message is not None and message.conversation_id != conversation.id:
+        message = None
     if message is None:
         raise InvalidInput(f"No message {mid} in this conversation.", field=field, status=404)
     return message

@@ -61,16 +61,15 @@ def owned_message(user: User, message_id: uuid.UUID | str) -> Message:
         mid = message_id if isinstance(message_id, uuid.UUID) else uuid.UUID(message_id)
     except ValueError:
         raise NotFound(message_id) from None
-    message = db.session.scalars(
-        select(Message)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(
-            Message.id == mid,
-            Conversation.user_id == user.id,
-            Conversation.deleted_at.is_(None),
-        )
-    ).first()
-    if message is None:
+    # Two primary-key reads: a plan that can't wander into a long conversation's rows.
+    message = db.session.get(Message, mid)
+    conversation = db.session.get(Conversation, message.conversation_id) if message else None
+    if (
+        message is None
+        or conversation is None
+        or conversation.user_id != user.id
+        or conversation.deleted_at is not None
+    ):
         raise NotFound(message_id)
     return message
 
