@@ -392,14 +392,11 @@ def regenerate(message: Message, conversation: Conversation):
 @bp.post("/m/<message_id>/retry")
 @_message_action
 def retry(message: Message, conversation: Conversation):
-    """Generate a new reply to the message a failed or stopped reply answered."""
-    if services.has_active_reply(conversation):
-        raise InvalidInput("This reply can't be retried: a reply is still streaming.", status=409)
-    try:
-        run = runs.retry(message)
-    except ValueError as exc:
-        raise InvalidInput(f"This reply can't be retried: {exc}.") from None
-    conversation.updated_at = run.created_at
+    """Generate a new reply to the message a failed or stopped reply answered: a regeneration
+    of that reply (a sibling version, with its model)."""
+    if message.role != "assistant" or message.is_active:
+        raise InvalidInput("This reply can't be retried: only a finished assistant reply can.")
+    run = services.regenerate(message)
     db.session.commit()
     runs.launch(run.id)
     return _tree_done(conversation, run.message_id)

@@ -86,23 +86,6 @@ def cancel(run_id: uuid.UUID) -> None:
     store.request_cancel(run_id)
 
 
-def retry(message: Message) -> Run:
-    """Start a new run answering the same user message as the failed reply ``message``.
-
-    Raises ``ValueError`` when ``message`` is not a finished assistant reply with a parent.
-    Flush only; commit, then :func:`launch`.
-    """
-    run = db.session.get(Run, message.run_id) if message.run_id else None
-    if message.role != Role.ASSISTANT or message.is_active or run is None:
-        raise ValueError("only a finished assistant reply can be retried")
-    user_message = db.session.get(Message, run.user_message_id) if run.user_message_id else None
-    if user_message is None:
-        raise ValueError("the message this reply answered no longer exists")
-    conversation = db.session.get(Conversation, message.conversation_id)
-    assert conversation is not None
-    return store.create_reply(conversation, user_message, run.model)
-
-
 def history(message_id: uuid.UUID, limit: int = HISTORY_LIMIT) -> list[Message]:
     """The path down to ``message_id`` (itself included), oldest first, at most ``limit``.
 
