@@ -22,17 +22,235 @@ class Turn:
     run_id: uuid.UUID | None
     messages: list[Message] = field(default_factory=list)
     run: Any = None
+    imported: bool = False  # run-less tool work grouped as one reply (see groupby_run)
 
 
 def groupby_run(messages: Iterable[Message]) -> list[Turn]:
-    """Group consecutive messages of the same run; messages without a run stand alone."""
+    """Group consecutive messages of the same run. Messages without a run (imported ones) stand
+    alone, except that an assistant's tool work reads as one reply: a tool call, a tool result,
+    or the assistant text right after one joins the run-less turn before it when that turn ends
+    with an assistant or tool message."""
     turns: list[Turn] = []
     for m in messages:
-        if m.run_id is not None and turns and turns[-1].run_id == m.run_id:
-            turns[-1].messages.append(m)
+        last = turns[-1] if turns else None
+        if m.run_id is not None and last is not None and last.run_id == m.run_id:
+            last.messages.append(m)
+        elif m.run_id is None and last is not None and last.run_id is None and _tool_work(
+            last.messages[-1], m
+        ):
+            last.messages.append(m)
+            last.imported = True
         else:
             turns.append(Turn(m.run_id, [m]))
     return turns
+
+
+def _tool_work(before: Message, message: Message) -> bool:
+    """True when ``message`` continues the imported assistant turn ending with ``before``."""
+    roles = ("assistant", "tool")
+    if before.role not in roles or message.role not in roles:
+        return False
+    return bool(
+        message.role == "tool" or message.tool_call or before.role == "tool" or before.tool_call
+    )
+
+
+@dataclass
+class ToolStep:
+    """One tool call and its result, shown as one block. ``call`` is the assistant message with
+    the ``tool_call`` ``{"id", "name", "arguments"}`` (None for a result whose call is not in the
+    list); ``result`` the ``tool`` message with ``tool_result`` ``{"tool_call_id", "result",
+    "error", "duration_ms"}`` (None while the call runs, or when it never got an answer)."""
+
+    call: Any = None
+    result: Any = None
+
+    @property
+    def anchor(self) -> Any:
+        """The message whose id names the block (``step-<uuid>``): the call, else the result."""
+        return self.call if self.call is not None else self.result
+
+    @property
+    def name(self) -> str:
+        """The tool's name."""
+        call = _mapping(self.call.tool_call) if self.call is not None else {}
+        either = self.call if self.call is not None else self.result
+        return str(either.tool_name or call.get("name") or "tool")
+
+    @property
+    def arguments(self) -> Any:
+        """The call's arguments (a dict, or the raw text a model sent); None without a call."""
+        return _mapping(self.call.tool_call).get("arguments") if self.call is not None else None
+
+    @property
+    def outcome(self) -> dict:
+        """The result's ``tool_result`` mapping ({} without a result)."""
+        return _mapping(self.result.tool_result) if self.result is not None else {}
+
+    @property
+    def failed(self) -> bool:
+        """True when the result is an error."""
+        return bool(self.outcome.get("error"))
+
+    @property
+    def duration_ms(self) -> int | None:
+        """How long the tool ran, in milliseconds: the result's ``duration_ms``, else for an
+        imported step the time between the call and the result; None when unknown."""
+        duration = self.outcome.get("duration_ms")
+        if isinstance(duration, int | float):
+            return int(duration)
+        call, result = self.call, self.result
+        if call is None or result is None or getattr(result, "run_id", True) is not None:
+            return None
+        start, end = getattr(call, "created_at", None), getattr(result, "created_at", None)
+        if start is None or end is None or end <= start:
+            return None
+        return int((end - start).total_seconds() * 1000)
+
+    @property
+    def output(self) -> str:
+        """The result as text: the error, the result (JSON indented when it is not text), or the
+        message's content; "" without a result."""
+        if self.result is None:
+            return ""
+        outcome = self.outcome
+        if outcome.get("error"):
+            return str(outcome["error"])
+        if "result" in outcome and outcome["result"] is not None:
+            value = outcome["result"]
+            return value if isinstance(value, str) else tojson_pretty(value)
+        return str(getattr(self.result, "content", None) or getattr(self.result, "text", ""))
+
+    @property
+    def summary(self) -> str:
+        """The key argument, one line of at most :data:`SUMMARY_CHARS` characters: see
+        :func:`tool_summary`."""
+        return tool_summary(self.arguments)
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+SUMMARY_CHARS = 80
+# The argument that says what a call does, by name, in order of preference: a shell command, a
+# file path, a URL, a search query, a pattern, an expression.
+KEY_ARGUMENTS = (
+    "command",
+    "cmd",
+    "file_path",
+    "path",
+    "notebook_path",
+    "url",
+    "query",
+    "q",
+    "pattern",
+    "expression",
+    "description",
+    "prompt",
+)
+
+
+def tool_summary(arguments: Any) -> str:
+    """A tool call's key argument for its one-line summary: the first of :data:`KEY_ARGUMENTS`
+    present, else the first argument; its first non-empty line, cut at :data:`SUMMARY_CHARS`
+    characters with "…". Arguments that are not a dict (raw text) are summarised as text;
+    "" when there are none."""
+    if isinstance(arguments, dict):
+        key = next((k for k in KEY_ARGUMENTS if arguments.get(k) not in (None, "")), None)
+        if key is None:
+            key = next(iter(arguments), None)
+        value = arguments.get(key) if key is not None else None
+    else:
+        value = arguments
+    if value in (None, "", {}, []):
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    more = len(text.strip().splitlines()) > 1
+    if len(line) > SUMMARY_CHARS:
+        return line[: SUMMARY_CHARS - 1].rstrip() + "…"
+    return line + (" …" if more else "")
+
+
+@dataclass
+class ReplyItem:
+    """What a reply shows, in order: ``kind`` is ``"message"`` (``message``: text, thinking),
+    ``"step"`` (``steps``: one :class:`ToolStep`) or ``"steps"`` (``steps``: more than
+    :data:`STEPS_FOLDED` consecutive steps, folded under "N steps")."""
+
+    kind: str
+    message: Any = None
+    steps: list[ToolStep] = field(default_factory=list)
+
+
+STEPS_FOLDED = 5  # a run of more consecutive tool steps than this folds under "N steps"
+
+
+def reply_items(messages: Iterable[Any]) -> list[ReplyItem]:
+    """A reply's messages (Message or the stream's StoredMessage) as :class:`ReplyItem`: each
+    tool call paired with its result (by ``tool_call_id``, else the next result) as one step,
+    an assistant message's text and thinking before its call, and runs of more than
+    :data:`STEPS_FOLDED` steps with no text between them folded."""
+    items: list[ReplyItem] = []
+    open_calls: dict[str, ToolStep] = {}
+    waiting: list[ToolStep] = []  # calls without an id, answered in order
+    for m in messages:
+        if m.role == "tool":
+            call_id = _mapping(m.tool_result).get("tool_call_id")
+            step = open_calls.pop(str(call_id), None) if call_id else None
+            if step is None and waiting:
+                step = waiting.pop(0)
+            if step is not None and step.result is None:
+                step.result = m
+            else:
+                items.append(ReplyItem("step", steps=[ToolStep(None, m)]))
+            continue
+        if (m.content or "").strip() or getattr(m, "reasoning", None):
+            items.append(ReplyItem("message", message=m))
+        if m.tool_call:
+            step = ToolStep(m)
+            call_id = _mapping(m.tool_call).get("id")
+            if call_id:
+                open_calls[str(call_id)] = step
+            else:
+                waiting.append(step)
+            items.append(ReplyItem("step", steps=[step]))
+    return _fold(items)
+
+
+def _fold(items: list[ReplyItem]) -> list[ReplyItem]:
+    out: list[ReplyItem] = []
+    run: list[ReplyItem] = []
+
+    def flush() -> None:
+        if len(run) > STEPS_FOLDED:
+            out.append(ReplyItem("steps", steps=[item.steps[0] for item in run]))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for item in items:
+        if item.kind == "step":
+            run.append(item)
+        else:
+            flush()
+            out.append(item)
+    flush()
+    return out
+
+
+RESULT_CUT = 2000  # characters of a tool result shown before "Show all"
+
+
+def cut_text(text: str, limit: int = RESULT_CUT) -> tuple[str, str]:
+    """``text`` split for a long result: (what shows, the rest behind "Show all"); the cut
+    falls at the last line break before ``limit`` characters when there is one."""
+    if len(text) <= limit:
+        return text, ""
+    at = text.rfind("\n", 0, limit)
+    at = at + 1 if at > limit // 2 else limit
+    return text[:at], text[at:]
 
 
 def message_html(message: Message) -> Markup:
@@ -132,4 +350,6 @@ def init_app(app: Flask) -> None:
         usage_text=usage_text,
         usd=usd,
         tojson_pretty=tojson_pretty,
+        reply_items=reply_items,
+        cut_text=cut_text,
     )
