@@ -36,7 +36,9 @@ class HtmlStreamFormat:
         return render_template("conversations/_thinking_live.html", text=text)
 
     def tool_call(self, message: StoredMessage) -> str:
-        return render_template("conversations/_tool.html", step=ToolStep(message), oob=False)
+        return render_template(
+            "conversations/_tool.html", step=ToolStep(message), oob=False, streaming=True
+        )
 
     def tool_result(self, message: StoredMessage) -> str:
         stored = db.session.get(Message, message.id)
@@ -45,8 +47,12 @@ class HtmlStreamFormat:
             for step in item.steps:
                 if step.result is not None and step.result.id == message.id:
                     oob = step.call is not None
-                    return render_template("conversations/_tool.html", step=step, oob=oob)
-        return render_template("conversations/_tool.html", step=ToolStep(None, message), oob=False)
+                    return render_template(
+                        "conversations/_tool.html", step=step, oob=oob, streaming=True
+                    )
+        return render_template(
+            "conversations/_tool.html", step=ToolStep(None, message), oob=False, streaming=True
+        )
 
     def error(self, run_id: uuid.UUID, text: str) -> str:
         return render_plain(text)
