@@ -140,6 +140,7 @@ class DemoProvider:
         elif command == "/steps" and any(t.get("name") == "calculate" for t in tools):
             wanted, done = _steps_wanted(prompt), _steps_done(messages)
             if done < wanted:
+                self._pause()
                 yield _step_call(prompt, done + 1)
                 yield Finish("tool_calls")
                 return
