@@ -330,6 +330,34 @@ def usage_text(usage: dict | None) -> str:
     return " · ".join([head, *_usage_extras(usage)])
 
 
+SOURCE_LABELS = {"chatgpt": "ChatGPT", "claude-code": "Claude Code"}
+
+
+@dataclass
+class Source:
+    """Where a conversation came from, for its badge: ``label`` ("ChatGPT", "Claude Code",
+    "via <token name>" for the API gateway) and the model it used there (``model``, or None)."""
+
+    label: str
+    model: str | None
+
+
+def conversation_source(meta: dict | None) -> Source | None:
+    """The :class:`Source` of a conversation from its metadata (``source``, ``source_model``;
+    ``source_name`` for ``gateway``), or None for one started here. An unknown source shows as
+    its own name."""
+    meta = meta or {}
+    source = meta.get("source")
+    if not source:
+        return None
+    if source == "gateway":
+        label = f"via {meta.get('source_name') or 'the API'}"
+    else:
+        label = SOURCE_LABELS.get(str(source), str(source))
+    model = meta.get("source_model")
+    return Source(label, str(model) if model else None)
+
+
 def tojson_pretty(value: Any) -> str:
     """``value`` as indented JSON text (escaped by Jinja when shown)."""
     if isinstance(value, str):
@@ -351,5 +379,6 @@ def init_app(app: Flask) -> None:
         usd=usd,
         tojson_pretty=tojson_pretty,
         reply_items=reply_items,
+        conversation_source=conversation_source,
         cut_text=cut_text,
     )
