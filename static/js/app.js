@@ -160,7 +160,21 @@
       box.appendChild(button);
     });
   }
-  document.addEventListener("htmx:load", function (e) { addCodeCopy(e.detail.elt); });
+  document.addEventListener("htmx:load", function (e) {
+    addCodeCopy(e.detail.elt);
+    focusableScrollers(e.detail.elt);
+  });
+
+  // A code block or table wider than the screen scrolls sideways: it takes the focus, so the
+  // keyboard can scroll it too (WCAG 2.1.1).
+  function focusableScrollers(root) {
+    if (!root || !root.querySelectorAll) return;
+    root.querySelectorAll("pre, table").forEach(function (el) {
+      if (el.scrollWidth > el.clientWidth + 1 && !el.hasAttribute("tabindex")) el.tabIndex = 0;
+    });
+  }
+  document.addEventListener("toggle", function (e) { focusableScrollers(e.target); }, true);
+  window.addEventListener("resize", function () { focusableScrollers(document.body); });
 
   // Switching to another version (‹ ›) swaps the messages area: keep the switched bubble where
   // the reader saw it, and the focus on the arrow they used. Other actions on the tree end at
@@ -292,5 +306,6 @@
     if (ta) grow(ta);
     syncComposer();
     addCodeCopy(document.body);
+    focusableScrollers(document.body);
   });
 })();
