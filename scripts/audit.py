@@ -109,7 +109,7 @@ def main() -> None:
     print()
     for name, _, failed, watched in rows:
         print(f"{name}: compression and minification {watched}")
-        print(f"{name}: failing audits: {', '.join(failed) or 'none'}")
+        print(f"{name}: failing audits (last run): {', '.join(failed) or 'none'}")
 
 
 if __name__ == "__main__":

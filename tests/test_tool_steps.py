@@ -127,9 +127,8 @@ def test_an_imported_claude_code_session_reads_as_steps(app, client):
     assert "Called " not in html and "Result of " not in html
     wanted = Counter((u["name"], tool_summary(u["input"])) for u in uses)
     assert Counter((name, arg) for _, name, arg in steps) == wanted  # tool and key argument
-    marks = Counter(mark for mark, _, _ in steps)
-    assert "running" not in marks and marks["ok"] + marks["error"] >= 10
-    # (a parallel call's result is on a side branch of the imported tree: "no result" here)
+    # every call shows its result, parallel ones too (stored on side branches of the tree)
+    assert {mark for mark, _, _ in steps} <= {"ok", "error"}, steps
     commands = [u["input"]["command"].splitlines()[0] for u in uses if u["name"] == "Bash"]
     shown = [arg for _, name, arg in steps if name == "Bash"]
     assert len(commands) == 5 and all(c[:40] in " ".join(shown) for c in commands)

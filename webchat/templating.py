@@ -22,37 +22,17 @@ class Turn:
     run_id: uuid.UUID | None
     messages: list[Message] = field(default_factory=list)
     run: Any = None
-    imported: bool = False  # run-less tool work grouped as one reply (see groupby_run)
 
 
 def groupby_run(messages: Iterable[Message]) -> list[Turn]:
-    """Group consecutive messages of the same run. Messages without a run (imported ones) stand
-    alone, except that an assistant's tool work reads as one reply: a tool call, a tool result,
-    or the assistant text right after one joins the run-less turn before it when that turn ends
-    with an assistant or tool message."""
+    """Group consecutive messages of the same run; messages without a run stand alone."""
     turns: list[Turn] = []
     for m in messages:
-        last = turns[-1] if turns else None
-        if m.run_id is not None and last is not None and last.run_id == m.run_id:
-            last.messages.append(m)
-        elif m.run_id is None and last is not None and last.run_id is None and _tool_work(
-            last.messages[-1], m
-        ):
-            last.messages.append(m)
-            last.imported = True
+        if m.run_id is not None and turns and turns[-1].run_id == m.run_id:
+            turns[-1].messages.append(m)
         else:
             turns.append(Turn(m.run_id, [m]))
     return turns
-
-
-def _tool_work(before: Message, message: Message) -> bool:
-    """True when ``message`` continues the imported assistant turn ending with ``before``."""
-    roles = ("assistant", "tool")
-    if before.role not in roles or message.role not in roles:
-        return False
-    return bool(
-        message.role == "tool" or message.tool_call or before.role == "tool" or before.tool_call
-    )
 
 
 @dataclass
@@ -94,13 +74,13 @@ class ToolStep:
 
     @property
     def duration_ms(self) -> int | None:
-        """How long the tool ran, in milliseconds: the result's ``duration_ms``, else for an
-        imported step the time between the call and the result; None when unknown."""
+        """How long the tool ran, in milliseconds: the result's ``duration_ms``, else (an
+        imported step) the time between the call and the result; None when unknown."""
         duration = self.outcome.get("duration_ms")
         if isinstance(duration, int | float):
             return int(duration)
         call, result = self.call, self.result
-        if call is None or result is None or getattr(result, "run_id", True) is not None:
+        if call is None or result is None:
             return None
         start, end = getattr(call, "created_at", None), getattr(result, "created_at", None)
         if start is None or end is None or end <= start:
@@ -191,7 +171,8 @@ def reply_items(messages: Iterable[Any]) -> list[ReplyItem]:
     """A reply's messages (Message or the stream's StoredMessage) as :class:`ReplyItem`: each
     tool call paired with its result (by ``tool_call_id``, else the next result) as one step,
     an assistant message's text and thinking before its call, and runs of more than
-    :data:`STEPS_FOLDED` steps with no text between them folded."""
+    :data:`STEPS_FOLDED` steps with no text between them folded. An imported call whose result
+    is on a side branch gets it from there (one query; see :func:`_answer_from_side_branches`)."""
     items: list[ReplyItem] = []
     open_calls: dict[str, ToolStep] = {}
     waiting: list[ToolStep] = []  # calls without an id, answered in order
@@ -216,7 +197,35 @@ def reply_items(messages: Iterable[Any]) -> list[ReplyItem]:
             else:
                 waiting.append(step)
             items.append(ReplyItem("step", steps=[step]))
+    _answer_from_side_branches([*open_calls.values(), *waiting])
     return _fold(items)
+
+
+def _answer_from_side_branches(steps: list[ToolStep]) -> None:
+    """Give imported calls left without a result on the path their result from a side branch:
+    a Claude Code import stores a response's parallel calls as a chain and each result under its
+    own call, so all but the last call's result are siblings of the next call. One query (by
+    ``parent_id``), only when a call is unanswered (a live run's results are on its path)."""
+    calls = {s.call.id: s for s in steps if isinstance(s.call, Message) and s.result is None}
+    if not calls:
+        return
+    from sqlalchemy import select
+
+    from .extensions import db
+
+    results = db.session.scalars(
+        select(Message)
+        .where(Message.parent_id.in_(list(calls)), Message.role == "tool")
+        .order_by(Message.created_at, Message.id)
+    )
+    for result in results:
+        step = calls.get(result.parent_id)
+        wanted = _mapping(step.call.tool_call).get("id") if step else None
+        if step and step.result is None and _mapping(result.tool_result).get("tool_call_id") in (
+            wanted,
+            None,
+        ):
+            step.result = result
 
 
 def _fold(items: list[ReplyItem]) -> list[ReplyItem]:
