@@ -122,8 +122,15 @@ def tree_shots(page, scheme: str) -> None:
 
 
 CLAUDE_SESSION = ROOT.parent / "shared" / "fixtures" / "claude-code" / "coverage-test-fix.jsonl"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def seed_imported(folder: Path, db_url: str) -> None:

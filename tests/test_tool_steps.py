@@ -5,8 +5,8 @@ a row fold under "N steps" — in replies, in their stream, and in imported sess
 from __future__ import annotations
 
 import re
-from html import unescape
 from collections import Counter
+from html import unescape
 from types import SimpleNamespace
 
 from sqlalchemy import select
@@ -91,7 +91,8 @@ def test_long_results_are_cut_at_a_line():
 
 
 STEP_RE = re.compile(
-    r'<details class="tool tool-step[^"]*"[^>]*><summary><span class="tool-mark" aria-label="([\w ]+)">'
+    r'<details class="tool tool-step[^"]*"[^>]*><summary>'
+    r'<span class="tool-mark" aria-label="([\w ]+)">'
     r'.*?<code class="tool-name">(.*?)</code>(?: <span class="tool-arg">(.*?)</span>)?',
     re.S,
 )

@@ -65,7 +65,6 @@ def init_app(app: Flask) -> None:
     assert app.static_folder
     assets = build(Path(app.static_folder))
     app.extensions["webchat.assets"] = assets
-    static_view = app.view_functions["static"]
 
     @app.url_defaults
     def version_static_urls(endpoint: str, values: dict) -> None:
@@ -76,7 +75,7 @@ def init_app(app: Flask) -> None:
     def static(filename: str) -> Response:
         asset = assets.get(filename)
         if asset is None:
-            return static_view(filename=filename)
+            return app.send_static_file(filename)
         return _answer(asset)
 
     app.view_functions["static"] = static

@@ -219,11 +219,16 @@ def _answer_from_side_branches(steps: list[ToolStep]) -> None:
         .order_by(Message.created_at, Message.id)
     )
     for result in results:
-        step = calls.get(result.parent_id)
+        step = calls.get(result.parent_id) if result.parent_id else None
         wanted = _mapping(step.call.tool_call).get("id") if step else None
-        if step and step.result is None and _mapping(result.tool_result).get("tool_call_id") in (
-            wanted,
-            None,
+        if (
+            step
+            and step.result is None
+            and _mapping(result.tool_result).get("tool_call_id")
+            in (
+                wanted,
+                None,
+            )
         ):
             step.result = result
 

@@ -26,7 +26,8 @@ MEASURE = """() => {
     return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && r.right > 0
       && r.left < innerWidth;
   };
-  const fields = [...document.querySelectorAll('input:not([type=hidden]):not([type=checkbox]), select, textarea')]
+  const fields = [...document.querySelectorAll(
+      'input:not([type=hidden]):not([type=checkbox]), select, textarea')]
     .filter(visible).map((el) => parseFloat(getComputedStyle(el).fontSize));
   const targets = [...document.querySelectorAll(
       '.topbar button, .topbar > details > summary, .nav-button, #composer button, ' +
@@ -34,7 +35,8 @@ MEASURE = """() => {
     .filter(visible)
     .filter((el) => el.getBoundingClientRect().height < 44)
     .map((el) => el.outerHTML.slice(0, 80));
-  const wide = [...document.querySelectorAll('.main, .messages, .page, .settings-page, .usage-page, .msg')]
+  const wide = [...document.querySelectorAll(
+      '.main, .messages, .page, .settings-page, .usage-page, .msg')]
     .filter((el) => el.scrollWidth > el.clientWidth + 1).map((el) => el.className);
   return {
     scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, wide: wide,
@@ -73,7 +75,9 @@ def test_every_page_fits_every_width(page: Page, server, tmp_path):
             page.wait_for_load_state("networkidle")
             seen = page.evaluate(MEASURE)
             where = f"{path} at {width} px"
-            page.screenshot(path=tmp_path / f"{path.strip('/').replace('/', '-') or 'new'}-{width}.png")
+            page.screenshot(
+                path=tmp_path / f"{path.strip('/').replace('/', '-') or 'new'}-{width}.png"
+            )
             assert seen["scrollWidth"] <= seen["clientWidth"], f"{where} scrolls sideways: {seen}"
             assert seen["wide"] == [], f"{where}: these scroll sideways: {seen}"
             if seen["box"] is not None:

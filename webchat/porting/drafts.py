@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from flask import current_app
 from sqlalchemy import JSON, bindparam, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import JSONB
@@ -322,9 +321,10 @@ def write(
 
 def continuation_model(user: User, source: str) -> str:
     """The model an imported conversation continues with (``provider/model``): the Claude Code
-    provider (``claude-code/default``, else its first model) for a Claude Code session when that provider is
-    configured, else the user's default model (:func:`conversations.services.default_model`).
-    The model the source used stays in ``metadata.source_model``."""
+    provider's (``claude-code/default``, else its first model) for a Claude Code session when
+    that provider is configured, else the user's default model
+    (:func:`conversations.services.default_model`). The model the source used stays in
+    ``metadata.source_model``."""
     from ..conversations.services import default_model
     from ..providers import available_models
 
