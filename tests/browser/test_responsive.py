@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from .test_chat import sign_up
+from .test_chat import send, sign_up
 
 pytestmark = pytest.mark.browser
 
@@ -50,16 +50,11 @@ MEASURE = """() => {
 def pages(page: Page, base: str) -> list[str]:
     """Paths of every kind of page, with a conversation that has tool steps and code."""
     page.goto(base + "/")
-    composer = page.get_by_label("Message")
-    composer.fill("/tool 1231 * 2331")
-    composer.press("Enter")
-    reply = page.locator("article.msg.assistant").last
-    expect(reply).to_have_attribute("data-status", "complete", timeout=15_000)
-    page.get_by_label("Message").fill("/markdown")
-    page.get_by_label("Message").press("Enter")
-    expect(page.locator("article.msg.assistant").last).to_have_attribute(
-        "data-status", "complete", timeout=15_000
-    )
+    for text in ("/tool 1231 * 2331", "/markdown"):
+        send(page, text)
+        expect(page.locator("article.msg.assistant").last).to_have_attribute(
+            "data-status", "complete", timeout=15_000
+        )
     conversation = page.url.removeprefix(base)
     return ["/", conversation, "/search?q=tool", "/settings/", "/usage/", "/import",
             "/archived", "/trash"]  # fmt: skip

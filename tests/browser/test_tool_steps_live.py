@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from .conftest import Server
-from .test_chat import sign_up
+from .test_chat import send, sign_up
 
 pytestmark = pytest.mark.browser
 
@@ -22,9 +22,7 @@ def server(tmp_path):
 
 def test_steps_fold_live_and_after_reload(page: Page, server):
     sign_up(page, server)
-    composer = page.get_by_label("Message")
-    composer.fill("/steps 7")
-    composer.press("Enter")
+    send(page, "/steps 7")
     reply = page.locator("article.msg.assistant").last
     steps = reply.locator("details.tool-step")
     expect(steps.first).to_contain_text("calculate", timeout=10_000)
