@@ -182,3 +182,22 @@ def test_the_stream_sends_a_step_then_replaces_it_with_its_result(app, client):
     assert f'id="step-{call_message.id}" hx-swap-oob="outerHTML"' in answered
     assert 'aria-label="ok"' in answered and '<span class="tool-arg">6 * 7</span>' in answered
     assert "&#34;result&#34;: 42" in answered  # the result, as indented JSON
+
+
+def test_a_long_result_is_cut_with_show_all(app):
+    output = "\n".join(f"line {n}" for n in range(1000))
+    step_call = call("x", command="seq 1000")
+    step_result = result("x", output)
+    with app.test_request_context():
+        from flask import render_template
+
+        html = render_template(
+            "conversations/_reply_items.html",
+            messages=[step_call, step_result],
+            streaming=False,
+        )
+    shown, rest = cut_text(output)
+    assert html.count('<pre class="tool-output">') == 2
+    assert f"Show all ({len(rest):,} more characters)" in html
+    assert unescape(re.sub(r"<[^>]+>", "", html)).count("line 999") == 1  # nothing twice
+    assert '<span class="tool-arg">seq 1000</span>' in html and "12 ms" in html
