@@ -60,6 +60,13 @@ def user_for_token(token: str) -> tuple[User, bool] | None:
     ``last_used_at`` was moved (it is, to a resolution of a minute; flush only).
 
     Runs on every bearer request: the token and its user come in one query."""
+    found = live_token(token)
+    return (found[0].user, found[1]) if found else None
+
+
+def live_token(token: str) -> tuple[ApiToken, bool] | None:
+    """The row of a live ``token`` (not revoked, its account not disabled), its user loaded, or
+    None; and whether its ``last_used_at`` was moved (see :func:`user_for_token`)."""
     row = db.session.scalars(
         select(ApiToken)
         .options(joinedload(ApiToken.user))
@@ -72,7 +79,7 @@ def user_for_token(token: str) -> tuple[User, bool] | None:
     if touched:
         row.last_used_at = now
         db.session.flush()
-    return row.user, touched
+    return row, touched
 
 
 def tokens_of(user: User) -> list[ApiToken]:

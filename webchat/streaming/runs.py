@@ -227,7 +227,12 @@ def _heartbeat(app: Flask) -> None:
 def _run(app: Flask, run_id: uuid.UUID) -> None:
     """Execute a started run: stream the provider's reply; while it asks for tools, store each
     call, run it, store its result, and stream the model's next step (see :func:`_tool_round`).
-    At most ``TOOL_LOOP_LIMIT`` rounds of tools, then the reply stops with an error."""
+    At most ``TOOL_LOOP_LIMIT`` rounds of tools, then the reply stops with an error.
+
+    A gateway run (``run.options["client_tools"]``) offers the provider the client's tools
+    (``options["tools"]``) instead of webchat's and runs none of them: the reply ends complete
+    with the calls stored, for the client to run. ``options["params"]`` add to the
+    conversation's generation parameters."""
     if not store.start_run(run_id, worker_name()):
         run = db.session.get(Run, run_id)
         if run is not None and run.status == Status.PENDING and run.cancel_requested:
@@ -245,6 +250,9 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     context = tools.ToolContext(app, conversation.user_id, conversation.id)
     session = dict(conversation.meta or {})
     params = dict(session.get("params") or {})  # temperature, max_tokens, reasoning_effort
+    options = dict(run.options or {})  # a gateway request's: the client's tools and params
+    params.update(options.get("params") or {})
+    client_tools = bool(options.get("client_tools"))
     db.session.rollback()  # hold no transaction while the provider works
 
     try:
@@ -252,7 +260,10 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     except ProviderError as exc:
         metrics.provider_error("unknown_model")
         raise _Stop(Status.ERROR, str(exc)) from None
-    definitions = tools.definitions(app) if app.config["TOOLS_ENABLED"] else []
+    if client_tools:  # passed to the model, never run here: the reply ends at the calls
+        definitions = list(options.get("tools") or [])
+    else:
+        definitions = tools.definitions(app) if app.config["TOOLS_ENABLED"] else []
     extra: dict[str, Any] = {"session": session} if getattr(provider, "uses_session", False) else {}
     if params and getattr(provider, "takes_params", False):
         extra["params"] = params
@@ -264,6 +275,8 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
             break
         step["tool_calls"] = unique_calls(step["tool_calls"], call_ids)
         last_id = _store_tool_calls(run_id, step["message_id"], step["tool_calls"], model_id)
+        if client_tools:
+            break
         if round_ == limit:
             raise _Stop(
                 Status.ERROR,

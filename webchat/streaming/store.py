@@ -371,7 +371,8 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
     gets its sanitized HTML rendered and stored; ``error`` (readable text) is kept on the run and
     on the last message. A run that did not complete and stopped between two steps (its last
     message a finished tool call or tool result) gets an empty closing assistant message with
-    that status. The conversation's ``updated_at`` moves, for the sidebar's order.
+    that status. The conversation's ``updated_at`` moves, for the sidebar's order. The messages
+    of a gateway run get their ``path_hash`` (:func:`webchat.gateway.canonical.stamp`).
     """
     begin_write()
     run = db.session.get(Run, run_id)
@@ -409,6 +410,10 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
             message.content_html = render_markdown(message.content or "")
     if error and messages:
         messages[-1].error = error
+    if run.options and run.options.get("path_hash"):  # a gateway run: its path can be found
+        from ..gateway.canonical import stamp
+
+        stamp(run.options["path_hash"], messages)
     run.status = status
     run.error = error
     run.finished_at = now
