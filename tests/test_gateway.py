@@ -415,3 +415,131 @@ def test_both_sdks_list_webchats_models(served):
     ids = [m.id for m in served.openai().models.list()]
     assert ids == [DEMO, GPT, CLAUDE]
     assert [m.id for m in served.anthropic().models.list()] == ids
+
+
+# --- A third-party client: Simon Willison's llm CLI ------------------------------------------
+
+
+def test_the_llm_cli_continues_one_conversation_through_the_gateway(served, tmp_path):
+    """``llm`` (PyPI) with webchat as an extra OpenAI-compatible model: a prompt, then ``llm -c``
+    (which resends the logged history) lands as one conversation of four messages."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "extra-openai-models.yaml").write_text(
+        f"- model_id: webchat-demo\n  model_name: {DEMO}\n"
+        f"  api_base: {served.url}/v1\n  api_key_name: webchat\n"
+    )
+    llm = str(Path(sys.executable).parent / "llm")
+    env = {"LLM_USER_PATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [llm, *args, "--key", served.token], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    first = run("-m", "webchat-demo", "Hello from llm")
+    second = run("-c", "And a follow-up")
+    assert "Hello from llm" in first and "And a follow-up" in second
+    [conversation] = served.rows(Conversation)
+    assert [m.content for m in path_of(served, conversation.id)] == [
+        "Hello from llm",
+        first,
+        "And a follow-up",
+        second,
+    ]
+
+
+# --- Live: thinking, a client gone, Stop ------------------------------------------------------
+
+
+def test_anthropic_stream_carries_thinking_then_text(served):
+    with served.anthropic().messages.stream(
+        model=DEMO, max_tokens=100, messages=[{"role": "user", "content": "/think about cats"}]
+    ) as stream:
+        events = [e.type for e in stream]
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    reply = served.rows(Message, Message.role == "assistant")[0]
+    assert final.content[0].thinking == reply.reasoning and reply.reasoning
+    assert final.content[1].text == reply.content
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+
+
+def test_an_anthropic_client_round_trips_a_tool_call_of_an_openai_model(served, upstream):
+    upstream.queue(*replies_of(fixture_path(*OPENAI_TOOLS)))
+    recorded = request_json(cassette(fixture_path(*OPENAI_TOOLS))[0]["request"])
+    tools = [
+        {
+            "name": t["function"]["name"],
+            "description": t["function"].get("description", ""),
+            "input_schema": t["function"]["parameters"],
+        }
+        for t in recorded["tools"]
+    ]
+    client = served.anthropic()
+    history: list[dict] = [{"role": "user", "content": recorded["messages"][-1]["content"]}]
+    with client.messages.stream(model=GPT, max_tokens=200, messages=history, tools=tools) as s:
+        first = s.get_final_message()
+    assert first.stop_reason == "tool_use"
+    [use] = [b for b in first.content if b.type == "tool_use"]
+    assert upstream.posts()[0]["json"]["tools"][0]["function"]["name"] == use.name
+    history.append({"role": "assistant", "content": [b.model_dump() for b in first.content]})
+    history.append(
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}],
+        }
+    )
+    second = client.messages.create(model=GPT, max_tokens=200, messages=history, tools=tools)
+    [conversation] = served.rows(Conversation)
+    path = path_of(served, conversation.id)
+    assert [m.role for m in path] == ["user", "assistant", "tool", "assistant"]
+    assert path[1].tool_call["arguments"] == use.input
+    assert path[2].tool_result["tool_call_id"] == use.id and path[2].tool_name == use.name
+    assert path[3].content == second.content[0].text
+    sent = upstream.posts()[1]["json"]["messages"]
+    assert sent[-1] == {"role": "tool", "tool_call_id": use.id, "content": "sunny"}
+
+
+def _long_stream(served: Served):
+    return served.openai().chat.completions.create(
+        model=DEMO, messages=[{"role": "user", "content": "/long 3000"}], stream=True
+    )
+
+
+def test_a_client_that_goes_away_mid_stream_leaves_a_cancelled_reply(served):
+    stream = _long_stream(served)
+    received = ""
+    for chunk in stream:
+        received += chunk.choices[0].delta.content or ""
+        if len(received) > 50:
+            break
+    stream.close()
+    wait_for_runs(served.app)
+    [run] = served.rows(Run)
+    reply = served.rows(Message, Message.role == "assistant")[0]
+    assert (run.status, reply.status) == ("cancelled", "cancelled")
+    assert reply.content.startswith(received) and len(reply.content) < 3000 * 3
+
+
+def test_stop_in_the_browser_ends_the_clients_stream_cleanly(served):
+    from .conftest import post, sign_in
+
+    browser = served.app.test_client()
+    assert sign_in(browser).status_code == 302
+    stream = _long_stream(served)
+    chunks = []
+    for chunk in stream:
+        chunks.append(chunk)
+        if len(chunks) == 3:
+            reply = served.rows(Message, Message.role == "assistant")[0]
+            assert post(browser, f"/m/{reply.id}/cancel").status_code == 303
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    wait_for_runs(served.app)
+    reply = served.rows(Message, Message.role == "assistant")[0]
+    assert reply.status == "cancelled" and reply.content == text
