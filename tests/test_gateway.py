@@ -543,3 +543,56 @@ def test_stop_in_the_browser_ends_the_clients_stream_cleanly(served):
     wait_for_runs(served.app)
     reply = served.rows(Message, Message.role == "assistant")[0]
     assert reply.status == "cancelled" and reply.content == text
+
+
+# --- Migration 0012 ---------------------------------------------------------------------------
+
+
+def test_migration_0012_round_trips_with_data(served):
+    """From 0011 with a gateway conversation stored: the upgrade adds the columns (NULL for old
+    rows), a resent history then starts afresh, its continuation is found; down and up again
+    keep every message."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import inspect, text
+
+    from .conftest import ROOT
+
+    folder = str(ROOT / "migrations")
+    client = served.openai()
+    first = client.chat.completions.create(
+        model=DEMO, messages=[{"role": "user", "content": "Before"}]
+    ).choices[0].message.content
+    wait_for_runs(served.app)
+    with served.app.app_context():
+        downgrade(directory=folder, revision="0011")
+        columns = {c["name"] for c in inspect(db.engine).get_columns("messages")}
+        assert "path_hash" not in columns
+        assert db.session.execute(text("SELECT count(*) FROM messages")).scalar() == 2
+        db.session.remove()
+        upgrade(directory=folder)
+        assert db.session.execute(
+            text("SELECT count(*) FROM messages WHERE path_hash IS NULL")
+        ).scalar() == 2
+        db.session.remove()
+    history = [{"role": "user", "content": "Before"}, {"role": "assistant", "content": first}]
+    client.chat.completions.create(model=DEMO, messages=[*history, {"role": "user", "content": "After"}])
+    wait_for_runs(served.app)
+    assert served.count(Conversation) == 2  # the old rows have no hash: a new conversation
+    later = served.rows(Message, Message.content == "After")[0]
+    client.chat.completions.create(
+        model=DEMO,
+        messages=[
+            *history,
+            {"role": "user", "content": "After"},
+            {"role": "assistant", "content": served.rows(Message, Message.parent_id == later.id)[0].content},
+            {"role": "user", "content": "Again"},
+        ],
+    )
+    wait_for_runs(served.app)
+    assert served.count(Conversation) == 2 and served.count(Message) == 8
+    with served.app.app_context():
+        downgrade(directory=folder, revision="0011")
+        assert db.session.execute(text("SELECT count(*) FROM messages")).scalar() == 8
+        db.session.remove()
+        upgrade(directory=folder)
+        db.session.remove()
