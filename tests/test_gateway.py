@@ -596,3 +596,29 @@ def test_migration_0012_round_trips_with_data(served):
         db.session.remove()
         upgrade(directory=folder)
         db.session.remove()
+
+
+def test_a_gateway_conversation_is_marked_searched_exported_and_shown(served):
+    """The sidebar marks it with the token's name; search finds it, the JSON export and the page
+    hold its messages, like any other conversation."""
+    from .conftest import sign_in
+
+    raw = served.openai().chat.completions.with_raw_response.create(
+        model=DEMO, messages=[{"role": "user", "content": "Tell me about aardvarks"}]
+    )
+    cid = raw.headers["X-Webchat-Conversation"]
+    reply = raw.parse().choices[0].message.content
+    wait_for_runs(served.app)
+    browser = served.app.test_client()
+    assert sign_in(browser).status_code == 302
+    page = browser.get(f"/c/{cid}").get_data(as_text=True)
+    assert 'class="source-badge"' in page and ">notebook</span>" in page
+    assert "Tell me about aardvarks" in page
+    hits = browser.get("/search", query_string={"q": "aardvarks"}).get_data(as_text=True)
+    assert f"/c/{cid}" in hits
+    exported = browser.get(f"/c/{cid}/export", query_string={"format": "json"})
+    assert exported.status_code == 200
+    body = json.loads(exported.get_data(as_text=True))
+    text = json.dumps(body)
+    assert "Tell me about aardvarks" in text and json.dumps(reply)[1:-1] in text
+    assert '"source": "gateway"' in text
