@@ -270,7 +270,9 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     limit = app.config["TOOL_LOOP_LIMIT"]
     for round_ in range(limit + 1):
         stream = provider.stream(model, chat, tools=definitions, **extra)
-        step = _stream_step(app, run_id, message_id, stream, model_id=model_id)
+        step = _stream_step(
+            app, run_id, message_id, stream, model_id=model_id, eager_first=client_tools
+        )
         if not step["tool_calls"]:
             break
         step["tool_calls"] = unique_calls(step["tool_calls"], call_ids)
@@ -424,10 +426,15 @@ def _stream_step(
     stream: Any,
     *,
     model_id: str | None = None,
+    eager_first: bool = False,
 ) -> dict:
     """Consume one provider response into ``message_id``; returns what it said besides text
     (``{"tool_calls": [...], "usage": ..., "finish_reason": ..., "message_id": ...}``, the last
     being the assistant message the response ended in). Raises :class:`_Stop`.
+
+    With ``eager_first`` (gateway runs, whose client waits for its first token) the first text
+    or thinking is written as soon as it arrives, not ``FLUSH_INTERVAL_MS`` later; the rest is
+    batched as always.
 
     Tool calls are collected for the caller to run, except those the upstream ran itself: at
     each :class:`ToolResult` the open message is completed with its calls, the result is stored,
@@ -513,6 +520,8 @@ def _stream_step(
                 raise _Stop(Status.ERROR, _readable(item))
             now = time.monotonic()
             due = _due(buffer, thinking)
+            if eager_first and due is not None:
+                due, eager_first = 0, False
             if (due is not None and due <= 0) or now - last_write >= heartbeat_s:
                 flush()
             if now - last_event >= timeout_s:
