@@ -622,3 +622,85 @@ def test_a_gateway_conversation_is_marked_searched_exported_and_shown(served):
     text = json.dumps(body)
     assert "Tell me about aardvarks" in text and json.dumps(reply)[1:-1] in text
     assert '"source": "gateway"' in text
+
+
+# --- The README -----------------------------------------------------------------------------
+
+
+def _readme_snippets() -> list[str]:
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## The recording gateway", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+
+
+def test_the_readme_names_every_gateway_route(app):
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    routes = [
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("gateway.")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
+    ]
+    assert len(routes) == 3
+    for method, path in routes:
+        assert f"`{method} {path}`" in readme
+
+
+def test_the_readmes_snippets_run_and_a_second_call_continues(served, capsys):
+    """The README's three lines, for each SDK, as printed there (the URL and token swapped):
+    the OpenAI one, a second call continuing it, then the Anthropic one (a new conversation:
+    a first message starts one)."""
+
+    def run(snippet: str) -> None:
+        code = snippet.replace("http://127.0.0.1:5000", served.url)
+        exec(compile(code.replace("wc_…your token…", served.token), "README.md", "exec"), {})
+
+    openai_snippet, anthropic_snippet = _readme_snippets()
+    run(openai_snippet)
+    first = served.rows(Message, Message.role == "assistant")[0].content
+    assert capsys.readouterr().out == first + "\n"
+    served.openai().chat.completions.create(
+        model=DEMO,
+        messages=[
+            {"role": "user", "content": "Hello"},
+            {"role": "assistant", "content": first},
+            {"role": "user", "content": "And then?"},
+        ],
+    )
+    [conversation] = served.rows(Conversation)
+    assert [m.content for m in path_of(served, conversation.id)][::2] == ["Hello", "And then?"]
+    run(anthropic_snippet)
+    assert "Hello" in capsys.readouterr().out
+    assert served.count(Conversation) == 2
+
+
+def test_a_new_user_creates_a_token_in_settings_and_runs_the_snippet_shown(served, capsys):
+    """As a person would: sign in, create a token on the Settings page, run the Python snippet
+    the page shows; the conversation is in the sidebar."""
+    import html
+    import re
+
+    from .conftest import csrf_token, sign_in
+
+    browser = served.app.test_client()
+    assert sign_in(browser).status_code == 302
+    page = browser.post(
+        "/settings/tokens",
+        data={"name": "my laptop", "csrf_token": csrf_token(browser, "/")},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    [snippet] = [
+        html.unescape(code)
+        for code in re.findall(r"<pre><code>(.*?)</code></pre>", page, re.S)
+        if "from openai import OpenAI" in code
+    ]
+    base = "http://localhost/v1"  # the test client's host; the served app is elsewhere
+    assert f'base_url="{base}"' in snippet
+    exec(compile(snippet.replace(base, served.url + "/v1"), "settings", "exec"), {})
+    assert "Hello" in capsys.readouterr().out
+    sidebar = browser.get("/").get_data(as_text=True)
+    assert ">my laptop</span>" in sidebar and ">Hello</span>" in sidebar
