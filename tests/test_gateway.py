@@ -131,7 +131,10 @@ def test_a_completion_is_stored_as_a_conversation_of_the_tokens_user(served):
     assert conversation.meta["source_name"] == "notebook"
     assert conversation.title == "Hello gateway"
     messages = served.rows(Message)
-    assert [(m.role, m.status) for m in messages] == [("user", "complete"), ("assistant", "complete")]
+    assert [(m.role, m.status) for m in messages] == [
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]
     assert messages[1].content == text
     assert all(m.path_hash for m in messages)
 
@@ -158,9 +161,7 @@ def test_three_turns_land_as_one_conversation_of_six_messages(served):
     history: list[dict] = []
     for n, prompt in enumerate(["First question", "Second question", "Third question"]):
         history.append({"role": "user", "content": prompt})
-        completion = client.chat.completions.create(
-            model=DEMO, messages=history, stream=n == 1
-        )
+        completion = client.chat.completions.create(model=DEMO, messages=history, stream=n == 1)
         if n == 1:
             reply = "".join(c.choices[0].delta.content or "" for c in completion if c.choices)
         else:
@@ -175,9 +176,11 @@ def test_three_turns_land_as_one_conversation_of_six_messages(served):
 
 def test_an_edited_second_turn_becomes_a_branch(served):
     client = served.openai()
-    first = client.chat.completions.create(
-        model=DEMO, messages=[{"role": "user", "content": "One"}]
-    ).choices[0].message.content
+    first = (
+        client.chat.completions.create(model=DEMO, messages=[{"role": "user", "content": "One"}])
+        .choices[0]
+        .message.content
+    )
     base = [{"role": "user", "content": "One"}, {"role": "assistant", "content": first}]
     client.chat.completions.create(model=DEMO, messages=[*base, {"role": "user", "content": "Two"}])
     raw = client.chat.completions.with_raw_response.create(
@@ -189,7 +192,11 @@ def test_an_edited_second_turn_becomes_a_branch(served):
     answer = served.rows(Message, Message.content == first)[0]
     children = served.rows(Message, Message.parent_id == answer.id)
     assert [m.content for m in children] == ["Two", "Two, edited"]
-    assert [m.content for m in path_of(served, conversation.id)][:3] == ["One", first, "Two, edited"]
+    assert [m.content for m in path_of(served, conversation.id)][:3] == [
+        "One",
+        first,
+        "Two, edited",
+    ]
 
 
 def test_an_idempotency_key_replays_the_stored_reply(served):
@@ -255,7 +262,9 @@ def test_the_upstreams_text_reaches_the_client_and_the_store_exactly(served, ups
 def test_bad_requests_get_openais_errors_and_store_nothing(served):
     client = served.openai()
     with pytest.raises(openai.NotFoundError) as unknown:
-        client.chat.completions.create(model="nope/none", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="nope/none", messages=[{"role": "user", "content": "x"}]
+        )
     assert unknown.value.body["code"] == "model_not_found"
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(model=DEMO, messages=[])
@@ -356,7 +365,9 @@ def test_anthropic_messages_streamed_and_not_continue_one_conversation(served):
     assert final.stop_reason == "end_turn"
     assert "".join(b.text for b in final.content if b.type == "text") == streamed
     [conversation] = served.rows(Conversation)
-    assert conversation.meta["api"] == "anthropic" and conversation.system_prompt == "Answer plainly."
+    assert (
+        conversation.meta["api"] == "anthropic" and conversation.system_prompt == "Answer plainly."
+    )
     path = path_of(served, conversation.id)
     assert [m.content for m in path] == ["Hi from anthropic", text, "Think: /think twice", streamed]
 
@@ -367,14 +378,23 @@ def test_an_openai_client_talks_to_an_anthropic_model_with_tools(served, upstrea
     upstream.queue(*replies_of(fixture_path(*ANTHROPIC_TOOLS)))
     recorded = request_json(cassette(fixture_path(*ANTHROPIC_TOOLS))[0]["request"])
     tools = [
-        {"type": "function", "function": {"name": t["name"], "description": t.get("description", ""), "parameters": t["input_schema"]}}
+        {
+            "type": "function",
+            "function": {
+                "name": t["name"],
+                "description": t.get("description", ""),
+                "parameters": t["input_schema"],
+            },
+        }
         for t in recorded["tools"]
     ]
     prompt = recorded["messages"][0]["content"]
     prompt = prompt if isinstance(prompt, str) else prompt[0]["text"]
     history = [{"role": "user", "content": prompt}]
     client = served.openai()
-    chunks = list(client.chat.completions.create(model=CLAUDE, messages=history, tools=tools, stream=True))
+    chunks = list(
+        client.chat.completions.create(model=CLAUDE, messages=history, tools=tools, stream=True)
+    )
     calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assert calls and [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
     assert upstream.posts()[0]["json"]["tools"][0]["name"] == recorded["tools"][0]["name"]
@@ -384,7 +404,11 @@ def test_an_openai_client_talks_to_an_anthropic_model_with_tools(served, upstrea
             "role": "assistant",
             "content": text or None,
             "tool_calls": [
-                {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
                 for c in calls
             ],
         }
@@ -400,10 +424,14 @@ def test_an_openai_client_talks_to_an_anthropic_model_with_tools(served, upstrea
 def test_anthropic_errors_are_in_anthropics_shape(served):
     client = served.anthropic()
     with pytest.raises(anthropic.NotFoundError) as unknown:
-        client.messages.create(model="nope/x", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        client.messages.create(
+            model="nope/x", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
     assert unknown.value.body["error"]["type"] == "not_found_error"
     with pytest.raises(anthropic.BadRequestError) as bad:
-        client.messages.create(model=DEMO, max_tokens=0, messages=[{"role": "user", "content": "x"}])
+        client.messages.create(
+            model=DEMO, max_tokens=0, messages=[{"role": "user", "content": "x"}]
+        )
     assert bad.value.body["type"] == "error"
     assert served.count(Message) == 0
 
@@ -559,9 +587,11 @@ def test_migration_0012_round_trips_with_data(served):
 
     folder = str(ROOT / "migrations")
     client = served.openai()
-    first = client.chat.completions.create(
-        model=DEMO, messages=[{"role": "user", "content": "Before"}]
-    ).choices[0].message.content
+    first = (
+        client.chat.completions.create(model=DEMO, messages=[{"role": "user", "content": "Before"}])
+        .choices[0]
+        .message.content
+    )
     wait_for_runs(served.app)
     with served.app.app_context():
         downgrade(directory=folder, revision="0011")
@@ -570,12 +600,17 @@ def test_migration_0012_round_trips_with_data(served):
         assert db.session.execute(text("SELECT count(*) FROM messages")).scalar() == 2
         db.session.remove()
         upgrade(directory=folder)
-        assert db.session.execute(
-            text("SELECT count(*) FROM messages WHERE path_hash IS NULL")
-        ).scalar() == 2
+        assert (
+            db.session.execute(
+                text("SELECT count(*) FROM messages WHERE path_hash IS NULL")
+            ).scalar()
+            == 2
+        )
         db.session.remove()
     history = [{"role": "user", "content": "Before"}, {"role": "assistant", "content": first}]
-    client.chat.completions.create(model=DEMO, messages=[*history, {"role": "user", "content": "After"}])
+    client.chat.completions.create(
+        model=DEMO, messages=[*history, {"role": "user", "content": "After"}]
+    )
     wait_for_runs(served.app)
     assert served.count(Conversation) == 2  # the old rows have no hash: a new conversation
     later = served.rows(Message, Message.content == "After")[0]
@@ -584,7 +619,10 @@ def test_migration_0012_round_trips_with_data(served):
         messages=[
             *history,
             {"role": "user", "content": "After"},
-            {"role": "assistant", "content": served.rows(Message, Message.parent_id == later.id)[0].content},
+            {
+                "role": "assistant",
+                "content": served.rows(Message, Message.parent_id == later.id)[0].content,
+            },
             {"role": "user", "content": "Again"},
         ],
     )

@@ -151,7 +151,6 @@ def init_app(app: Flask) -> None:
             scope=f"{endpoint}:{setting}",
         )(view)
     from .api import bp as api_bp
-
     from .gateway import bp as gateway_bp
 
     limiter.limit(_setting("API_LIMIT"), key_func=_api_caller, scope="api")(api_bp)

@@ -98,7 +98,9 @@ def parse(body: Any) -> Exchange:
 
 def _block_text(block: dict[str, Any], where: str) -> str:
     if block.get("type") != "text" or not isinstance(block.get("text"), str):
-        raise GatewayError(400, f"{where}: expected a text block, not {block.get('type')!r}.", where)
+        raise GatewayError(
+            400, f"{where}: expected a text block, not {block.get('type')!r}.", where
+        )
     return block["text"]
 
 
@@ -195,7 +197,10 @@ _ERROR_TYPES = {
 
 def error_body(status: int, message: str) -> dict[str, Any]:
     """Anthropic's error object for an HTTP ``status``."""
-    return {"type": "error", "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": message}}
+    return {
+        "type": "error",
+        "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": message},
+    }
 
 
 def error(status: int, message: str, param: str | None = None) -> Response:
@@ -229,7 +234,7 @@ class EventStream:
         if self.started:
             return ""
         self.started = True
-        message = {
+        message: dict[str, Any] = {
             "id": message_id(self.run_id),
             "type": "message",
             "role": "assistant",
@@ -273,7 +278,7 @@ class EventStream:
 
     def tool_call(self, message: StoredMessage) -> str:
         call = message.tool_call or {}
-        block = {"type": "tool_use", "id": call.get("id"), "name": call.get("name"), "input": {}}
+        block: dict[str, Any] = {"type": "tool_use", "id": call.get("id"), "name": call.get("name"), "input": {}}
         out = self._open("tool_use", block)
         arguments = json.dumps(call.get("arguments") or {}, ensure_ascii=False)
         return out + self._delta({"type": "input_json_delta", "partial_json": arguments})

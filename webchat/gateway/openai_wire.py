@@ -225,7 +225,12 @@ def completion(result: Outcome, model: str) -> dict[str, Any]:
         "created": services.created_s(result.run),
         "model": model,
         "choices": [
-            {"index": 0, "message": message, "finish_reason": result.finish_reason, "logprobs": None}
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": result.finish_reason,
+                "logprobs": None,
+            }
         ],
         "usage": _usage(result),
     }

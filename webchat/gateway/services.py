@@ -181,9 +181,7 @@ def _validate(turns: list[Turn]) -> None:
     if not turns:
         raise GatewayError(400, "messages must hold at least one message.", "messages")
     if turns[-1].role not in (Role.USER, Role.TOOL):
-        raise GatewayError(
-            400, "The last message must be the user's or a tool result.", "messages"
-        )
+        raise GatewayError(400, "The last message must be the user's or a tool result.", "messages")
     limit = current_app.config["MAX_MESSAGE_CHARS"]
     called: set[str] = set()
     for turn in turns:
@@ -319,9 +317,7 @@ def outcome(run_id: uuid.UUID) -> Outcome:
     assert run is not None
     replies = [m for m in store.run_messages(run_id) if m.role == Role.ASSISTANT]
     calls = [
-        {k: m.tool_call.get(k) for k in ("id", "name", "arguments")}
-        for m in replies
-        if m.tool_call
+        {k: m.tool_call.get(k) for k in ("id", "name", "arguments")} for m in replies if m.tool_call
     ]
     reasons = [(m.meta or {}).get("finish_reason") for m in replies]
     reason = next((r for r in reversed(reasons) if r), None)

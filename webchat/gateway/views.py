@@ -33,7 +33,11 @@ Refuse = Callable[[int, str, str | None], Response]
 
 def error_writer() -> Refuse:
     """The error writer of the API this request speaks (Anthropic for ``/v1/messages``)."""
-    return anthropic_wire.error if request.path.rstrip("/").endswith("/messages") else openai_wire.error
+    return (
+        anthropic_wire.error
+        if request.path.rstrip("/").endswith("/messages")
+        else openai_wire.error
+    )
 
 
 @bp.errorhandler(GatewayError)

@@ -368,15 +368,16 @@ def _events_for(
     if message.role != Role.TOOL and message.reasoning and not offset and not message.start:
         thought = message.reasoning_start + len(message.reasoning)
         out.append(
-            _event(fmt, 
-                fmt.reasoning(message, message.reasoning), "reasoning", f"{message.id}:r{thought}"
+            _event(
+                fmt,
+                fmt.reasoning(message, message.reasoning),
+                "reasoning",
+                f"{message.id}:r{thought}",
             )
         )
     if message.role != Role.TOOL and message.text:
         offset = message.start + len(message.text)
-        out.append(
-            _event(fmt, fmt.delta(message, message.text), "delta", f"{message.id}:{offset}")
-        )
+        out.append(_event(fmt, fmt.delta(message, message.text), "delta", f"{message.id}:{offset}"))
     if not message.final:
         return out, Cursor(message.id, offset, thought if not offset else None)
     end_id = f"{message.id}:{END}"
