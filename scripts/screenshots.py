@@ -1,11 +1,13 @@
 """Take the screenshots in docs/screenshots/ with headless Chromium (Debian's /usr/bin/chromium).
 
-Usage: .venv/bin/python scripts/screenshots.py
+Usage: .venv/bin/python scripts/screenshots.py [gateway]
 Starts webchat on a throw-away SQLite database, fills one conversation with a reply that shows
 Markdown, code, a table and a tool call — a prompt in two versions and a reply in three, so the
 message toolbar shows ‹ n/m › — and captures the conversation page in light and dark, on a desktop
 and a phone, the toolbar and its menus close up, the edit form, plus a reply mid-stream, search
-results and the sign-in page.
+results and the sign-in page. ``gateway`` takes only the recording gateway's: the Settings page
+with a new token and its snippet, and a conversation a script streams through ``/v1`` with the
+openai SDK, marked in the sidebar by the token's name (light mid-stream, dark when done).
 """
 
 from __future__ import annotations
@@ -118,7 +120,76 @@ def tree_shots(page, scheme: str) -> None:
         page.wait_for_selector("article.msg.user")
 
 
-def main() -> None:
+def gateway_shots(browser, server) -> None:
+    """The gateway: a token made in Settings, then a script's conversation, live and done."""
+    import threading
+
+    import openai
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    page = ctx.new_page()
+    sign_in(page, server)
+    page.goto(server.url + "/settings/")
+    page.get_by_label("New token's name").fill("notebook")
+    page.get_by_role("button", name="Create token").click()
+    token = page.get_by_label("New API token").input_value()
+    page.wait_for_timeout(200)
+    page.screenshot(path=OUT / "gateway-settings-token.png")
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=token)
+
+    failed: list[BaseException] = []
+
+    def script() -> None:
+        try:
+            ask()
+        except BaseException as exc:  # shown after the shots
+            failed.append(exc)
+
+    def ask() -> None:
+        for _chunk in client.chat.completions.create(
+            model="demo/echo",
+            messages=[
+                {"role": "system", "content": "You are a terse assistant."},
+                {"role": "user", "content": "Summarise this log file for me"},
+            ],
+            stream=True,
+        ):
+            pass
+
+    caller = threading.Thread(target=script)
+    caller.start()
+    link = page.locator("a.conversation-link", has_text="Summarise this log file")
+    for _ in range(100):  # until the script's request is stored
+        assert not failed, failed
+        page.goto(server.url + "/")
+        if link.count():
+            break
+        page.wait_for_timeout(100)
+    link.click()
+    page.wait_for_timeout(900)
+    page.screenshot(path=OUT / "gateway-live-light.png")
+    caller.join(30)
+    dark = browser.new_context(
+        viewport={"width": 1280, "height": 800},
+        color_scheme="dark",
+        storage_state=ctx.storage_state(),
+    )
+    dpage = dark.new_page()
+    dpage.goto(page.url)
+    dpage.wait_for_timeout(400)
+    dpage.screenshot(path=OUT / "gateway-done-dark.png")
+    dark.close()
+    ctx.close()
+
+
+def sign_in(page, server) -> None:
+    page.goto(server.url + "/login")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill("correct horse")
+    page.get_by_role("button", name="Sign in").click()
+
+
+def main(only: str | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -133,6 +204,10 @@ def main() -> None:
                           "--disable-background-networking", "--disable-component-update",
                           "--disable-sync"],
                 )  # fmt: skip
+                if only == "gateway":
+                    gateway_shots(browser, server)
+                    browser.close()
+                    return
                 for scheme in ("dark", "light"):  # light last: it sends a message
                     ctx = browser.new_context(
                         viewport={"width": 1280, "height": 800}, color_scheme=scheme
@@ -183,4 +258,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else None)
