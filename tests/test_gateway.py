@@ -742,3 +742,21 @@ def test_a_new_user_creates_a_token_in_settings_and_runs_the_snippet_shown(serve
     assert "Hello" in capsys.readouterr().out
     sidebar = browser.get("/").get_data(as_text=True)
     assert ">my laptop</span>" in sidebar and ">Hello</span>" in sidebar
+
+
+def test_an_upstream_failure_is_openais_error_streamed_or_not(served, upstream):
+    from .fakes.upstream import json_reply
+
+    failure = {"error": {"message": "overloaded", "type": "server_error"}}
+    upstream.queue(json_reply(500, failure), json_reply(500, failure))
+    client = served.openai()
+    with pytest.raises(openai.InternalServerError) as whole:
+        client.chat.completions.create(model=GPT, messages=[{"role": "user", "content": "a"}])
+    assert whole.value.status_code == 502 and whole.value.body["type"] == "server_error"
+    with pytest.raises(openai.APIError):
+        for _chunk in client.chat.completions.create(
+            model=GPT, messages=[{"role": "user", "content": "b"}], stream=True
+        ):
+            pass
+    wait_for_runs(served.app)
+    assert [r.status for r in served.rows(Run)] == ["error", "error"]

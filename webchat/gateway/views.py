@@ -134,11 +134,11 @@ def _open(exchange: Exchange) -> tuple[Run, str]:
     if not opened.replay:
         thread = runs.launch(run.id)
         if opened.first_prompt is not None:
-            titles.launch(run_conversation(run), opened.first_prompt, after=thread)
+            titles.launch(_conversation_of(run), opened.first_prompt, after=thread)
     return run, run.model
 
 
-def run_conversation(run: Run) -> Conversation:
+def _conversation_of(run: Run) -> Conversation:
     """The conversation of ``run``."""
     conversation = db.session.get(Conversation, run.conversation_id)
     assert conversation is not None
