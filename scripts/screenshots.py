@@ -169,21 +169,27 @@ def gateway_shots(browser, server) -> None:
     page.wait_for_timeout(900)
     page.screenshot(path=OUT / "gateway-live-light.png")
     caller.join(30)
-    dark = browser.new_context(
-        viewport={"width": 1280, "height": 800},
-        color_scheme="dark",
-        storage_state=ctx.storage_state(),
-    )
-    dpage = dark.new_page()
-    dpage.goto(page.url)
-    dpage.wait_for_timeout(400)
-    dpage.screenshot(path=OUT / "gateway-done-dark.png")
-    dark.close()
+    reopened(browser, ctx, page.url, "gateway-done-dark.png", color_scheme="dark")
     ctx.close()
 
 
-def sign_in(page, server) -> None:
+def reopened(browser, ctx, url: str, name: str, **options) -> None:
+    """Screenshot ``url`` in a new browser context signed in as ``ctx`` is, with ``options``
+    (viewport, colour scheme, a phone's…)."""
+    options = {"viewport": {"width": 1280, "height": 800}, **options}
+    other = browser.new_context(storage_state=ctx.storage_state(), **options)
+    page = other.new_page()
+    page.goto(url)
+    page.wait_for_timeout(500)
+    page.screenshot(path=OUT / name)
+    other.close()
+
+
+def sign_in(page, server, shot: Path | None = None) -> None:
+    """Sign in as the seeded person (a screenshot of the form first, into ``shot``)."""
     page.goto(server.url + "/login")
+    if shot is not None:
+        page.screenshot(path=shot)
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_label("Password").fill("correct horse")
     page.get_by_role("button", name="Sign in").click()
@@ -213,12 +219,7 @@ def main(only: str | None = None) -> None:
                         viewport={"width": 1280, "height": 800}, color_scheme=scheme
                     )
                     page = ctx.new_page()
-                    page.goto(server.url + "/login")
-                    if scheme == "light":
-                        page.screenshot(path=OUT / "sign-in.png")
-                    page.get_by_label("Email").fill("ada@example.com")
-                    page.get_by_label("Password").fill("correct horse")
-                    page.get_by_role("button", name="Sign in").click()
+                    sign_in(page, server, OUT / "sign-in.png" if scheme == "light" else None)
                     page.get_by_role("link", name="Streaming SSE from Flask").click()
                     page.wait_for_selector("article.msg.assistant")
                     reply = page.locator("article.msg.assistant").last
@@ -240,16 +241,11 @@ def main(only: str | None = None) -> None:
                             "button", name="Stop"
                         ).click()
                         page.wait_for_timeout(500)
-                        mobile = browser.new_context(
+                        reopened(
+                            browser, ctx, page.url, "conversation-phone.png",
                             viewport={"width": 390, "height": 780}, color_scheme=scheme,
-                            storage_state=ctx.storage_state(), device_scale_factor=2,
-                            has_touch=True, is_mobile=True,
+                            device_scale_factor=2, has_touch=True, is_mobile=True,
                         )  # fmt: skip
-                        mpage = mobile.new_page()
-                        mpage.goto(page.url)
-                        mpage.wait_for_timeout(500)
-                        mpage.screenshot(path=OUT / "conversation-phone.png")
-                        mobile.close()
                     ctx.close()
                 browser.close()
         finally:

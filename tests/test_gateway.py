@@ -22,7 +22,7 @@ from webchat.extensions import db
 from webchat.models import Conversation, Message, Run, User
 
 from .conftest import fixture_path, wait_for_runs
-from .fakes.upstream import FakeUpstream, cassette, chunk_file_reply, request_json
+from .fakes.upstream import cassette, chunk_file_reply, request_json
 from .fakes.upstream import cassette_replies as replies_of
 from .test_providers import upstream_config
 
@@ -35,13 +35,8 @@ ANTHROPIC_TOOLS = ("anthropic", "test_tools.yaml")
 
 
 @pytest.fixture
-def upstream():
-    with FakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
 def app(make_app, upstream):
+    """The providers on the loopback upstream (``upstream``, tests/conftest.py)."""
     return make_app(**upstream_config(upstream))
 
 

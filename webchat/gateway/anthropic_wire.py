@@ -278,7 +278,12 @@ class EventStream:
 
     def tool_call(self, message: StoredMessage) -> str:
         call = message.tool_call or {}
-        block: dict[str, Any] = {"type": "tool_use", "id": call.get("id"), "name": call.get("name"), "input": {}}
+        block: dict[str, Any] = {
+            "type": "tool_use",
+            "id": call.get("id"),
+            "name": call.get("name"),
+            "input": {},
+        }
         out = self._open("tool_use", block)
         arguments = json.dumps(call.get("arguments") or {}, ensure_ascii=False)
         return out + self._delta({"type": "input_json_delta", "partial_json": arguments})
