@@ -164,16 +164,14 @@ def open_exchange(
     for index in range(at + 1, len(turns)):
         parent = _store_turn(conversation, parent, turns[index], digests[index], names)
     assert parent is not None
-    run = store.create_reply(conversation, parent, exchange.model)
-    run.options = {
+    options = {
         "client_tools": True,
         "tools": exchange.tools,
         "params": exchange.params,
         "path_hash": digests[-1],
     }
-    if idempotency_key:
-        run.request_key = request_key(user.id, idempotency_key)
-    db.session.flush()
+    key = request_key(user.id, idempotency_key) if idempotency_key else None
+    run = store.create_reply(conversation, parent, exchange.model, options=options, request_key=key)
     return Opened(run, first_prompt=first_prompt)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, current_app, g, jsonify, request
@@ -22,7 +23,7 @@ from .. import providers
 from ..api import tokens
 from ..conversations import titles
 from ..extensions import db
-from ..models import Conversation, Run, Status
+from ..models import Conversation, Status
 from ..streaming import runs, sse
 from . import anthropic_wire, bp, openai_wire, services
 from .services import Exchange, GatewayError
@@ -94,21 +95,21 @@ def models() -> Response:
 def chat_completions() -> Response:
     """OpenAI Chat Completions, streamed or not (see :mod:`.openai_wire`)."""
     exchange, include_usage = openai_wire.parse(_json_body())
-    run, model = _open(exchange)
+    run = _open(exchange)
     if exchange.stream:
-        created = services.created_s(run)
-        return _stream(run, openai_wire.ChunkStream(run.id, model, created, include_usage))
-    return _answer(run, lambda result: openai_wire.completion(result, model))
+        chunks = openai_wire.ChunkStream(run.run_id, run.model, run.created, include_usage)
+        return _stream(run, chunks)
+    return _answer(run, lambda result: openai_wire.completion(result, run.model))
 
 
 @bp.post("/messages")
 def messages() -> Response:
     """Anthropic Messages, streamed or not (see :mod:`.anthropic_wire`)."""
     exchange = anthropic_wire.parse(_json_body())
-    run, model = _open(exchange)
+    run = _open(exchange)
     if exchange.stream:
-        return _stream(run, anthropic_wire.EventStream(run.id, model))
-    return _answer(run, lambda result: anthropic_wire.reply(result, model))
+        return _stream(run, anthropic_wire.EventStream(run.run_id, run.model))
+    return _answer(run, lambda result: anthropic_wire.reply(result, run.model))
 
 
 def _json_body() -> Any:
@@ -118,42 +119,49 @@ def _json_body() -> Any:
     return body
 
 
-def _open(exchange: Exchange) -> tuple[Run, str]:
-    """Start (or find, for a repeated ``Idempotency-Key``) the request's run; commit; launch.
-    Returns the run and the model id it answers with."""
+@dataclass(frozen=True)
+class Started:
+    """What a response needs of its run, read before the commit (so nothing is read again)."""
+
+    run_id: uuid.UUID
+    conversation_id: uuid.UUID
+    model: str
+    created: int  # seconds since the epoch
+
+
+def _open(exchange: Exchange) -> Started:
+    """Start (or find, for a repeated ``Idempotency-Key``) the request's run; commit; launch."""
     key = request.headers.get("Idempotency-Key") or None
     token = g.gateway_token
     pinned = request.headers.get(CONVERSATION_HEADER) or None
     try:
         opened = services.open_exchange(token, exchange, pinned, key)
+        run = opened.run
+        started = Started(run.id, run.conversation_id, run.model, services.created_s(run))
         db.session.commit()
     except IntegrityError:  # the same Idempotency-Key, committed meanwhile: a replay
         db.session.rollback()
         opened = services.open_exchange(token, exchange, pinned, key)
-    run = opened.run
+        run = opened.run
+        started = Started(run.id, run.conversation_id, run.model, services.created_s(run))
     if not opened.replay:
-        thread = runs.launch(run.id)
-        if opened.first_prompt is not None:
-            titles.launch(_conversation_of(run), opened.first_prompt, after=thread)
-    return run, run.model
+        thread = runs.launch(started.run_id)
+        if opened.first_prompt is not None and titles.wanted(started.model):
+            conversation = db.session.get(Conversation, started.conversation_id)
+            assert conversation is not None
+            titles.launch(conversation, opened.first_prompt, after=thread)
+    return started
 
 
-def _conversation_of(run: Run) -> Conversation:
-    """The conversation of ``run``."""
-    conversation = db.session.get(Conversation, run.conversation_id)
-    assert conversation is not None
-    return conversation
+def _headers(started: Started) -> dict[str, str]:
+    return {CONVERSATION_HEADER: str(started.conversation_id)}
 
 
-def _headers(run: Run) -> dict[str, str]:
-    return {CONVERSATION_HEADER: str(run.conversation_id)}
-
-
-def _answer(run: Run, render: Callable[[services.Outcome], dict[str, Any]]) -> Response:
+def _answer(started: Started, render: Callable[[services.Outcome], dict[str, Any]]) -> Response:
     """Wait for the run, then answer its stored reply (a failed one as a 502 error)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    headers = _headers(run)
-    run_id = run.id
+    headers = _headers(started)
+    run_id = started.run_id
     db.session.remove()
     services.wait(app, run_id)
     result = services.outcome(run_id)
@@ -165,11 +173,11 @@ def _answer(run: Run, render: Callable[[services.Outcome], dict[str, Any]]) -> R
     return response
 
 
-def _stream(run: Run, fmt: sse.StreamFormat) -> Response:
+def _stream(started: Started, fmt: sse.StreamFormat) -> Response:
     """The text/event-stream of the run in ``fmt``; the database session is closed first."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    headers = {**_headers(run), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    run_id = run.id
+    headers = {**_headers(started), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    run_id = started.run_id
     db.session.remove()
     return app.response_class(
         _follow(app, run_id, fmt), mimetype="text/event-stream", headers=headers

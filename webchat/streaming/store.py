@@ -42,8 +42,11 @@ def next_timestamp(previous: datetime | None) -> datetime:
     return now
 
 
-def create_reply(conversation: Conversation, user_message: Message, model: str) -> Run:
-    """Add a pending assistant message answering ``user_message`` and the run that will write it.
+def create_reply(
+    conversation: Conversation, user_message: Message, model: str, **run_fields: Any
+) -> Run:
+    """Add a pending assistant message answering ``user_message`` and the run that will write it
+    (``run_fields``: further :class:`Run` columns, such as a gateway request's ``options``).
 
     The reply is a child of ``user_message`` (a sibling of earlier replies to it, when it has
     some) and becomes the conversation's active leaf. Flushes only; the caller commits (the user
@@ -56,6 +59,7 @@ def create_reply(conversation: Conversation, user_message: Message, model: str) 
         user_message_id=user_message.id,
         model=model,
         status=Status.PENDING,
+        **run_fields,
     )
     db.session.add(run)
     db.session.flush()
