@@ -57,12 +57,10 @@ def _user() -> str:
 def _api_caller() -> str:
     """The bearer token (or Anthropic's ``x-api-key``, by its hash) of an API call, else the
     signed-in user, else the IP."""
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else ""
-    token = token or request.headers.get("x-api-key", "").strip()
-    if token:
-        from .api.tokens import hash_token
+    from .api.tokens import hash_token, presented
 
+    token = presented(request.headers)
+    if token:
         return "token:" + hash_token(token)[:32]
     return _user()
 

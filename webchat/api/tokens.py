@@ -16,6 +16,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
+from werkzeug.datastructures import Headers
 
 from .. import audit
 from ..cli import account
@@ -53,6 +54,14 @@ def create_token(user: User, name: str | None = None) -> tuple[ApiToken, str]:
     db.session.flush()
     audit.record("token_created", user, token_id=row.id, name=name, prefix=row.prefix)
     return row, token
+
+
+def presented(headers: Headers) -> str:
+    """The token a request presents: ``Authorization: Bearer <token>`` (RFC 6750 §2.1), else
+    Anthropic's ``x-api-key: <token>``; "" when it presents none."""
+    scheme, _, value = headers.get("Authorization", "").strip().partition(" ")
+    token = value.strip() if scheme.lower() == "bearer" else ""
+    return token or headers.get("x-api-key", "").strip()
 
 
 def user_for_token(token: str) -> tuple[User, bool] | None:

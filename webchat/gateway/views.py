@@ -51,9 +51,7 @@ def refused(exc: GatewayError) -> Response:
 @bp.before_request
 def authenticate() -> None:
     """The caller's live API token (``Authorization: Bearer`` or ``x-api-key``), else 401."""
-    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
-    token = value.strip() if scheme.lower() == "bearer" else ""
-    token = token or request.headers.get("x-api-key", "").strip()
+    token = tokens.presented(request.headers)
     found = tokens.live_token(token) if token else None
     if found is None:
         raise GatewayError(
