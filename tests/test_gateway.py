@@ -755,3 +755,25 @@ def test_an_upstream_failure_is_openais_error_streamed_or_not(served, upstream):
             pass
     wait_for_runs(served.app)
     assert [r.status for r in served.rows(Run)] == ["error", "error"]
+
+
+def test_a_second_request_while_a_reply_runs_is_a_409_that_stores_nothing(served):
+    client = served.openai()
+    with client.chat.completions.with_streaming_response.create(
+        model=DEMO, messages=[{"role": "user", "content": "/long 3000"}], stream=True
+    ) as running:
+        cid = running.headers["X-Webchat-Conversation"]
+        before = served.count(Message)
+        with pytest.raises(openai.ConflictError) as conflict:
+            client.chat.completions.create(
+                model=DEMO,
+                messages=[{"role": "user", "content": "meanwhile"}],
+                extra_headers={"X-Webchat-Conversation": cid},
+            )
+        assert conflict.value.status_code == 409 and served.count(Message) == before
+        with served.app.app_context():
+            from webchat.streaming import runs
+
+            runs.cancel(served.rows(Run)[0].id)
+        for _chunk in running.parse():
+            pass

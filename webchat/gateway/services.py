@@ -157,7 +157,7 @@ def open_exchange(
             meta={"source": SOURCE, "source_name": token.name, "api": exchange.api},
         )
         parent, at, first_prompt = None, -1, first
-    if conversations.has_active_reply(conversation):
+    if first_prompt is None and conversations.has_active_reply(conversation):  # not a new one
         raise GatewayError(409, "A reply is still running in this conversation; wait for it.")
     conversation.model = exchange.model
     names = {t.tool_call["id"]: t.tool_call["name"] for t in turns if t.tool_call}
