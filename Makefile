@@ -51,6 +51,8 @@ bench: install-test services   # ~30 min in all; each line also runs alone (docs
 	$(BIN)/python -m bench.history --db sqlite,postgres
 	$(BIN)/python -m bench.search_bench --sizes 100000
 	$(BIN)/python -m bench.porting_bench
+	$(BIN)/python -m bench.gateway_overhead --db sqlite
+	$(BIN)/python -m bench.gateway_overhead --db postgres
 
 scripts/lighthouse/node_modules/.installed: scripts/lighthouse/package-lock.json
 	cd scripts/lighthouse && npm ci --no-audit --no-fund

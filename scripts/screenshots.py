@@ -1,6 +1,6 @@
 """Take the screenshots in docs/screenshots/ with headless Chromium (Debian's /usr/bin/chromium).
 
-Usage: .venv/bin/python scripts/screenshots.py
+Usage: .venv/bin/python scripts/screenshots.py [gateway]
 Starts webchat on a throw-away SQLite database, fills one conversation with a reply that shows
 Markdown, code, a table and a tool call — a prompt in two versions and a reply in three, so the
 message toolbar shows ‹ n/m › — and captures the conversation page in light and dark, on a desktop
@@ -8,7 +8,8 @@ and a phone, the toolbar and its menus close up, the edit form, plus a reply mid
 results and the sign-in page. Then the everyday shots (``everyday()``): the first-run page, the
 new-chat page at 360, 390, 768 and 1280 px, the drawer open on a phone, and an imported Claude
 Code session (../shared/fixtures/claude-code/coverage-test-fix.jsonl) read as tool steps, light
-and dark.
+and dark. ``gateway`` takes only the recording gateway's: the Settings page with a new token and its snippet, and a conversation a script streams through ``/v1`` with the
+openai SDK, marked in the sidebar by the token's name (light mid-stream, dark when done).
 """
 
 from __future__ import annotations
@@ -206,7 +207,82 @@ def everyday(browser, server, url: str) -> None:
         desktop.close()
 
 
-def main() -> None:
+def gateway_shots(browser, server) -> None:
+    """The gateway: a token made in Settings, then a script's conversation, live and done."""
+    import threading
+
+    import openai
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    page = ctx.new_page()
+    sign_in(page, server)
+    page.goto(server.url + "/settings/")
+    page.get_by_label("New token's name").fill("notebook")
+    page.get_by_role("button", name="Create token").click()
+    token = page.get_by_label("New API token").input_value()
+    page.wait_for_timeout(200)
+    page.screenshot(path=OUT / "gateway-settings-token.png")
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=token)
+
+    failed: list[BaseException] = []
+
+    def script() -> None:
+        try:
+            ask()
+        except BaseException as exc:  # shown after the shots
+            failed.append(exc)
+
+    def ask() -> None:
+        for _chunk in client.chat.completions.create(
+            model="demo/echo",
+            messages=[
+                {"role": "system", "content": "You are a terse assistant."},
+                {"role": "user", "content": "Summarise this log file for me"},
+            ],
+            stream=True,
+        ):
+            pass
+
+    caller = threading.Thread(target=script)
+    caller.start()
+    link = page.locator("a.conversation-link", has_text="Summarise this log file")
+    for _ in range(100):  # until the script's request is stored
+        assert not failed, failed
+        page.goto(server.url + "/")
+        if link.count():
+            break
+        page.wait_for_timeout(100)
+    link.click()
+    page.wait_for_timeout(900)
+    page.screenshot(path=OUT / "gateway-live-light.png")
+    caller.join(30)
+    reopened(browser, ctx, page.url, "gateway-done-dark.png", color_scheme="dark")
+    ctx.close()
+
+
+def reopened(browser, ctx, url: str, name: str, **options) -> None:
+    """Screenshot ``url`` in a new browser context signed in as ``ctx`` is, with ``options``
+    (viewport, colour scheme, a phone's…)."""
+    options = {"viewport": {"width": 1280, "height": 800}, **options}
+    other = browser.new_context(storage_state=ctx.storage_state(), **options)
+    page = other.new_page()
+    page.goto(url)
+    page.wait_for_timeout(500)
+    page.screenshot(path=OUT / name)
+    other.close()
+
+
+def sign_in(page, server, shot: Path | None = None) -> None:
+    """Sign in as the seeded person (a screenshot of the form first, into ``shot``)."""
+    page.goto(server.url + "/login")
+    if shot is not None:
+        page.screenshot(path=shot)
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill("correct horse")
+    page.get_by_role("button", name="Sign in").click()
+
+
+def main(only: str | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -220,17 +296,16 @@ def main() -> None:
                     executable_path=CHROMIUM,
                     args=LAUNCH_ARGS,
                 )
+                if only == "gateway":
+                    gateway_shots(browser, server)
+                    browser.close()
+                    return
                 for scheme in ("dark", "light"):  # light last: it sends a message
                     ctx = browser.new_context(
                         viewport={"width": 1280, "height": 800}, color_scheme=scheme
                     )
                     page = ctx.new_page()
-                    page.goto(server.url + "/login")
-                    if scheme == "light":
-                        page.screenshot(path=OUT / "sign-in.png")
-                    page.get_by_label("Email").fill("ada@example.com")
-                    page.get_by_label("Password").fill("correct horse")
-                    page.get_by_role("button", name="Sign in").click()
+                    sign_in(page, server, OUT / "sign-in.png" if scheme == "light" else None)
                     page.get_by_role("link", name="Streaming SSE from Flask").click()
                     page.wait_for_selector("article.msg.assistant")
                     reply = page.locator("article.msg.assistant").last
@@ -252,16 +327,11 @@ def main() -> None:
                             "button", name="Stop"
                         ).click()
                         page.wait_for_timeout(500)
-                        mobile = browser.new_context(
+                        reopened(
+                            browser, ctx, page.url, "conversation-phone.png",
                             viewport={"width": 390, "height": 780}, color_scheme=scheme,
-                            storage_state=ctx.storage_state(), device_scale_factor=2,
-                            has_touch=True, is_mobile=True,
+                            device_scale_factor=2, has_touch=True, is_mobile=True,
                         )  # fmt: skip
-                        mpage = mobile.new_page()
-                        mpage.goto(page.url)
-                        mpage.wait_for_timeout(500)
-                        mpage.screenshot(path=OUT / "conversation-phone.png")
-                        mobile.close()
                     ctx.close()
                 everyday(browser, server, server.url)
                 browser.close()
@@ -271,4 +341,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

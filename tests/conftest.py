@@ -151,6 +151,16 @@ def app(make_app):
 
 
 @pytest.fixture
+def upstream():
+    """A loopback fake of the LLM HTTP APIs replaying the replies a test queues
+    (tests/fakes/upstream.py); modules that define their own keep theirs."""
+    from .fakes.upstream import FakeUpstream
+
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -368,6 +368,14 @@ def test_other_users_ids_are_404_on_every_route(app, api):
     ]
     for response in checks:
         assert_error(response, 404, "not_found")
+    # the gateway (/v1, tests/test_gateway.py): the owner's conversation pinned by another user
+    pinned = {"Authorization": f"Bearer {other.token}", "X-Webchat-Conversation": cid}
+    ask = {"model": "demo/echo", "messages": [{"role": "user", "content": "intrusion"}]}
+    gateway = other.client.post("/v1/chat/completions", json=ask, headers=pinned)
+    assert gateway.status_code == 404 and gateway.get_json()["error"]["code"] == "not_found"
+    gateway = other.client.post("/v1/messages", json={**ask, "max_tokens": 9}, headers=pinned)
+    assert gateway.status_code == 404
+    assert gateway.get_json()["error"]["type"] == "not_found_error"
     assert [c["id"] for c in other.get("/conversations").get_json()["items"]] == [own]
     # nothing of the owner's (or anyone's) changed
     mine = api.get(f"/conversations/{cid}").get_json()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import csrf_token, post, sign_in, sign_up
+from .conftest import csrf_token, post, sign_in, sign_up, wait_for_runs
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -173,3 +173,36 @@ def test_limits_hold_across_gunicorn_workers_and_hosts_with_redis(database, tmp_
         statuses = [attempt(server) for server in (one, one, one, two, one, two)]
         assert statuses == [400] * 6
         assert attempt(one) == 429 and attempt(two) == 429
+
+
+def test_gateway_sends_count_per_token_and_answer_in_each_apis_shape(make_app):
+    """``/v1/chat/completions`` and ``/v1/messages`` are sends (``SEND_LIMIT``), counted per token
+    (``x-api-key`` as well as Bearer); past it, each API's own 429 body."""
+    app = make_app(RATELIMIT_ENABLED=True, SEND_LIMIT="2 per minute")
+    client = app.test_client()
+    sign_up(client)
+    with app.app_context():
+        from webchat.api.tokens import create_token
+        from webchat.auth.services import find_user
+        from webchat.extensions import db
+
+        _row, token = create_token(find_user("ada@example.com"))
+        db.session.commit()
+    ask = {"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]}
+    bearer = {"Authorization": f"Bearer {token}"}
+    for _ in range(2):
+        assert client.post("/v1/chat/completions", json=ask, headers=bearer).status_code == 200
+    refused = client.post("/v1/chat/completions", json=ask, headers=bearer)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.get_json()["error"]["type"] == "rate_limit_exceeded"
+    body = {**ask, "max_tokens": 10}
+    for _ in range(2):
+        answer = client.post("/v1/messages", json=body, headers={"x-api-key": token})
+        assert answer.status_code == 200
+    refused = client.post("/v1/messages", json=body, headers={"x-api-key": token})
+    assert refused.status_code == 429
+    assert refused.get_json() == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": refused.get_json()["error"]["message"]},
+    }
+    wait_for_runs(app)

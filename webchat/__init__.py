@@ -61,7 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     templating.init_app(app)
 
-    from . import api, ops
+    from . import api, gateway, ops
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .conversations import bp as conversations_bp
@@ -75,6 +75,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(search_bp)
     app.register_blueprint(porting_bp)
     api.init_app(app)
+    gateway.init_app(app)
     app.register_blueprint(settings_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(usage_bp)

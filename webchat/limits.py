@@ -3,9 +3,10 @@
 - ``LOGIN_LIMIT``: failed sign-ins (answers 400) per account email, on sign-in;
 - ``LOGIN_IP_LIMIT``: failed sign-ins per client IP, on sign-in;
 - ``SIGNUP_LIMIT``: sign-up attempts per client IP;
-- ``SEND_LIMIT``: messages sent (each starts a reply) per user: new chat, send, retry, and the
-  API's create and send;
-- ``API_LIMIT``: requests per API token (or signed-in user, or IP) on every ``/api/v1`` route;
+- ``SEND_LIMIT``: messages sent (each starts a reply) per user: new chat, send, retry, the
+  API's create and send, and the gateway's ``/v1/chat/completions`` and ``/v1/messages``;
+- ``API_LIMIT``: requests per API token (or signed-in user, or IP) on every ``/api/v1`` and
+  gateway ``/v1`` route;
 - ``IMPORT_LIMIT``: imports per user: the import page and ``POST /api/v1/import``.
 
 A failed sign-in only *counts* after it failed, but a request past the limit is refused before
@@ -54,12 +55,13 @@ def _user() -> str:
 
 
 def _api_caller() -> str:
-    """The bearer token (by its hash) of an API call, else the signed-in user, else the IP."""
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        from .api.tokens import hash_token
+    """The bearer token (or Anthropic's ``x-api-key``, by its hash) of an API call, else the
+    signed-in user, else the IP."""
+    from .api.tokens import hash_token, presented
 
-        return "token:" + hash_token(token.strip())[:32]
+    token = presented(request.headers)
+    if token:
+        return "token:" + hash_token(token)[:32]
     return _user()
 
 
@@ -88,6 +90,8 @@ LIMITS: list[tuple[str, str, Callable[[], str], list[str] | None, bool, str]] = 
     ("api.send_message", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
     ("api.edit_message", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
     ("api.regenerate", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
+    ("gateway.chat_completions", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
+    ("gateway.messages", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
     ("porting.upload", "IMPORT_LIMIT", _user, ["POST"], False, "Too many imports."),
     ("api.import_conversations", "IMPORT_LIMIT", _api_caller, None, False, "Too many imports."),
 ]  # fmt: skip
@@ -145,13 +149,19 @@ def init_app(app: Flask) -> None:
             scope=f"{endpoint}:{setting}",
         )(view)
     from .api import bp as api_bp
+    from .gateway import bp as gateway_bp
 
     limiter.limit(_setting("API_LIMIT"), key_func=_api_caller, scope="api")(api_bp)
+    limiter.limit(_setting("API_LIMIT"), key_func=_api_caller, scope="api")(gateway_bp)
 
     @app.errorhandler(RateLimitExceeded)
     def too_many(exc: RateLimitExceeded):
         seconds = retry_after(limiter)
-        if request.blueprint == "api" or request.path.startswith("/api/"):
+        if request.blueprint == "gateway":  # in the error shape of the API it speaks
+            from .gateway.views import error_writer
+
+            response = error_writer()(429, f"{exc.description} Retry after {seconds} s.", None)
+        elif request.blueprint == "api" or request.path.startswith("/api/"):
             from .api.errors import error_response
 
             response = error_response(

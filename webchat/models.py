@@ -285,6 +285,9 @@ class Message(Model):
     depth: Mapped[int] = mapped_column(Integer, default=0)
     feedback_rating: Mapped[str | None] = mapped_column(String(8), default=None)  # up | down
     feedback_comment: Mapped[str | None] = mapped_column(Text, default=None)
+    # SHA-256 of the canonical path from the root to this message, for the messages of gateway
+    # conversations (migration 0012, :mod:`webchat.gateway.canonical`); None elsewhere.
+    path_hash: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -312,6 +315,7 @@ class Run(Model):
             sqlite_where=text("status IN ('pending', 'streaming')"),
             postgresql_where=text("status IN ('pending', 'streaming')"),
         ),
+        Index("ix_runs_request_key", "request_key", unique=True),  # migration 0012
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -332,6 +336,11 @@ class Run(Model):
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # What a gateway request asked of the run (migration 0012): ``{"client_tools": true,
+    # "tools": [...], "params": {...}, "path_hash": <hash of the message it answers>}``.
+    options: Mapped[dict | None] = mapped_column(JSONType, default=None)
+    # ``<user id>:<Idempotency-Key>`` of the gateway request that started it; unique.
+    request_key: Mapped[str | None] = mapped_column(String(300), default=None)
 
 
 class ApiToken(Model):

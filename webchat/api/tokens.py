@@ -16,6 +16,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
+from werkzeug.datastructures import Headers
 
 from .. import audit
 from ..cli import account
@@ -55,11 +56,26 @@ def create_token(user: User, name: str | None = None) -> tuple[ApiToken, str]:
     return row, token
 
 
+def presented(headers: Headers) -> str:
+    """The token a request presents: ``Authorization: Bearer <token>`` (RFC 6750 §2.1), else
+    Anthropic's ``x-api-key: <token>``; "" when it presents none."""
+    scheme, _, value = headers.get("Authorization", "").strip().partition(" ")
+    token = value.strip() if scheme.lower() == "bearer" else ""
+    return token or headers.get("x-api-key", "").strip()
+
+
 def user_for_token(token: str) -> tuple[User, bool] | None:
     """The user of a live (not revoked) bearer ``token``, or None; and whether the token's
     ``last_used_at`` was moved (it is, to a resolution of a minute; flush only).
 
     Runs on every bearer request: the token and its user come in one query."""
+    found = live_token(token)
+    return (found[0].user, found[1]) if found else None
+
+
+def live_token(token: str) -> tuple[ApiToken, bool] | None:
+    """The row of a live ``token`` (not revoked, its account not disabled), its user loaded, or
+    None; and whether its ``last_used_at`` was moved (see :func:`user_for_token`)."""
     row = db.session.scalars(
         select(ApiToken)
         .options(joinedload(ApiToken.user))
@@ -72,7 +88,7 @@ def user_for_token(token: str) -> tuple[User, bool] | None:
     if touched:
         row.last_used_at = now
         db.session.flush()
-    return row.user, touched
+    return row, touched
 
 
 def tokens_of(user: User) -> list[ApiToken]:

@@ -203,11 +203,11 @@ def _message_of(conversation: Conversation, message_id: uuid.UUID | str, field: 
     return message
 
 
-def _new_message(
+def new_message(
     conversation: Conversation, parent: Message | None, role: str, content: str, **fields: Any
 ) -> Message:
     """A new finished message under ``parent`` (None: a root), placed in the tree and flushed;
-    it becomes the active leaf."""
+    it becomes the active leaf. ``fields`` are further :class:`Message` columns."""
     now = next_timestamp(parent.created_at if parent else None)
     message = Message(
         id=new_id(),
@@ -252,7 +252,7 @@ def send_message(
         parent = tree.active_leaf(conversation)
     if parent is None and conversation.title == "New chat":
         conversation.title = title_from(content)
-    message = _new_message(conversation, parent, Role.USER, content)
+    message = new_message(conversation, parent, Role.USER, content)
     run = runs.start(conversation, message, model)
     return message, run
 
@@ -281,10 +281,10 @@ def edit_message(message: Message, content: str | None) -> tuple[Message, Run | 
     meta = {"edited_from": str(message.id)}
     if message.role == Role.USER:
         _refuse_while_streaming(conversation)
-        edited = _new_message(conversation, parent, Role.USER, content, meta=meta)
+        edited = new_message(conversation, parent, Role.USER, content, meta=meta)
         return edited, runs.start(conversation, edited, conversation.model)
     model = (message.meta or {}).get("model")
-    edited = _new_message(
+    edited = new_message(
         conversation,
         parent,
         Role.ASSISTANT,

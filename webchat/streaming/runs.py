@@ -227,7 +227,12 @@ def _heartbeat(app: Flask) -> None:
 def _run(app: Flask, run_id: uuid.UUID) -> None:
     """Execute a started run: stream the provider's reply; while it asks for tools, store each
     call, run it, store its result, and stream the model's next step (see :func:`_tool_round`).
-    At most ``TOOL_LOOP_LIMIT`` rounds of tools, then the reply stops with an error."""
+    At most ``TOOL_LOOP_LIMIT`` rounds of tools, then the reply stops with an error.
+
+    A gateway run (``run.options["client_tools"]``) offers the provider the client's tools
+    (``options["tools"]``) instead of webchat's and runs none of them: the reply ends complete
+    with the calls stored, for the client to run. ``options["params"]`` add to the
+    conversation's generation parameters."""
     if not store.start_run(run_id, worker_name()):
         run = db.session.get(Run, run_id)
         if run is not None and run.status == Status.PENDING and run.cancel_requested:
@@ -245,6 +250,9 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     context = tools.ToolContext(app, conversation.user_id, conversation.id)
     session = dict(conversation.meta or {})
     params = dict(session.get("params") or {})  # temperature, max_tokens, reasoning_effort
+    options = dict(run.options or {})  # a gateway request's: the client's tools and params
+    params.update(options.get("params") or {})
+    client_tools = bool(options.get("client_tools"))
     db.session.rollback()  # hold no transaction while the provider works
 
     try:
@@ -252,18 +260,25 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     except ProviderError as exc:
         metrics.provider_error("unknown_model")
         raise _Stop(Status.ERROR, str(exc)) from None
-    definitions = tools.definitions(app) if app.config["TOOLS_ENABLED"] else []
+    if client_tools:  # passed to the model, never run here: the reply ends at the calls
+        definitions = list(options.get("tools") or [])
+    else:
+        definitions = tools.definitions(app) if app.config["TOOLS_ENABLED"] else []
     extra: dict[str, Any] = {"session": session} if getattr(provider, "uses_session", False) else {}
     if params and getattr(provider, "takes_params", False):
         extra["params"] = params
     limit = app.config["TOOL_LOOP_LIMIT"]
     for round_ in range(limit + 1):
         stream = provider.stream(model, chat, tools=definitions, **extra)
-        step = _stream_step(app, run_id, message_id, stream, model_id=model_id)
+        step = _stream_step(
+            app, run_id, message_id, stream, model_id=model_id, eager_first=client_tools
+        )
         if not step["tool_calls"]:
             break
         step["tool_calls"] = unique_calls(step["tool_calls"], call_ids)
         last_id = _store_tool_calls(run_id, step["message_id"], step["tool_calls"], model_id)
+        if client_tools:
+            break
         if round_ == limit:
             raise _Stop(
                 Status.ERROR,
@@ -411,10 +426,15 @@ def _stream_step(
     stream: Any,
     *,
     model_id: str | None = None,
+    eager_first: bool = False,
 ) -> dict:
     """Consume one provider response into ``message_id``; returns what it said besides text
     (``{"tool_calls": [...], "usage": ..., "finish_reason": ..., "message_id": ...}``, the last
     being the assistant message the response ended in). Raises :class:`_Stop`.
+
+    With ``eager_first`` (gateway runs, whose client waits for its first token) the first text
+    or thinking is written as soon as it arrives, not ``FLUSH_INTERVAL_MS`` later; the rest is
+    batched as always.
 
     Tool calls are collected for the caller to run, except those the upstream ran itself: at
     each :class:`ToolResult` the open message is completed with its calls, the result is stored,
@@ -500,6 +520,8 @@ def _stream_step(
                 raise _Stop(Status.ERROR, _readable(item))
             now = time.monotonic()
             due = _due(buffer, thinking)
+            if eager_first and due is not None:
+                due, eager_first = 0, False
             if (due is not None and due <= 0) or now - last_write >= heartbeat_s:
                 flush()
             if now - last_event >= timeout_s:

@@ -130,6 +130,8 @@ class StreamFormat(Protocol):
     def done(self, run_id: uuid.UUID) -> str:
         """Payload of the closing ``done`` event."""
 
+    # Optional: ``write_event(data, event, id) -> str`` writes each event itself (see _event).
+
 
 _runs = cast(Table, Run.__table__)
 _messages = cast(Table, Message.__table__)
@@ -226,6 +228,14 @@ def _read(
     return RunState(rows[0][0], rows[0][1], messages)
 
 
+def _event(fmt: StreamFormat, data: str, event: str, id: str | None = None) -> str:
+    """One event of ``fmt``'s stream: written by its own ``write_event(data, event, id)`` when it
+    has one (the gateway's wire formats, whose payloads are whole events of their API already),
+    else by :func:`format_event`."""
+    write = getattr(fmt, "write_event", None)
+    return write(data, event, id) if write is not None else format_event(data, event, id)
+
+
 def follow(
     app: Flask,
     run_id: uuid.UUID,
@@ -253,7 +263,10 @@ def _follow(
     ping_s = app.config["SSE_HEARTBEAT_MS"] / 1000
     cursor = Cursor.parse(last_event_id)
     sent: set[uuid.UUID] = set()
-    yield "retry: 1000\n" + comment("stream of run " + str(run_id))
+    opening = comment("stream of run " + str(run_id))
+    # The browser's reconnection delay; a wire format of its own (the gateway's) has no
+    # EventSource, and the SDKs' readers take a lone retry: field for an empty event.
+    yield opening if hasattr(fmt, "write_event") else "retry: 1000\n" + opening
     last_sent = time.monotonic()
     with app.extensions["webchat.notifier"].subscribe(str(run_id)) as sub:
         seen = sub.version
@@ -272,8 +285,8 @@ def _follow(
             if state.final and (cursor is None or all(m.final for m in state.messages)):
                 with app.app_context():
                     if state.error and state.status == Status.ERROR:
-                        out.append(format_event(fmt.error(run_id, state.error), "error"))
-                    out.append(format_event(fmt.done(run_id), "done", _done_id(run_id)))
+                        out.append(_event(fmt, fmt.error(run_id, state.error), "error"))
+                    out.append(_event(fmt, fmt.done(run_id), "done", _done_id(run_id)))
                 yield "".join(out)
                 return
             if out:
@@ -310,7 +323,7 @@ def _from_payloads(
             cursor.message_id, Role.ASSISTANT, Status.STREAMING, text, start, None, None, None, None
         )
         offset = start + len(text)
-        events.append(format_event(fmt.delta(message, text), "delta", f"{message_id}:{offset}"))
+        events.append(_event(fmt, fmt.delta(message, text), "delta", f"{message_id}:{offset}"))
     return events, Cursor(cursor.message_id, offset)
 
 
@@ -330,7 +343,7 @@ def _opening(
     messages = state.messages if state else []
     cursor = _cursor_at_end(messages)
     sent.update(m.id for m in messages if m.final)
-    events = [format_event(snap, "snapshot", str(cursor) if cursor else None)]
+    events = [_event(fmt, snap, "snapshot", str(cursor) if cursor else None)]
     return events, None if cursor is None or cursor.offset is None else cursor
 
 
@@ -355,22 +368,23 @@ def _events_for(
     if message.role != Role.TOOL and message.reasoning and not offset and not message.start:
         thought = message.reasoning_start + len(message.reasoning)
         out.append(
-            format_event(
-                fmt.reasoning(message, message.reasoning), "reasoning", f"{message.id}:r{thought}"
+            _event(
+                fmt,
+                fmt.reasoning(message, message.reasoning),
+                "reasoning",
+                f"{message.id}:r{thought}",
             )
         )
     if message.role != Role.TOOL and message.text:
         offset = message.start + len(message.text)
-        out.append(
-            format_event(fmt.delta(message, message.text), "delta", f"{message.id}:{offset}")
-        )
+        out.append(_event(fmt, fmt.delta(message, message.text), "delta", f"{message.id}:{offset}"))
     if not message.final:
         return out, Cursor(message.id, offset, thought if not offset else None)
     end_id = f"{message.id}:{END}"
     if message.role == Role.TOOL:
-        out.append(format_event(fmt.tool_result(message), "tool_result", end_id))
+        out.append(_event(fmt, fmt.tool_result(message), "tool_result", end_id))
     elif message.tool_call:
-        out.append(format_event(fmt.tool_call(message), "tool_call", end_id))
+        out.append(_event(fmt, fmt.tool_call(message), "tool_call", end_id))
     return out, Cursor(message.id, None)
 
 

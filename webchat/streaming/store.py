@@ -42,8 +42,11 @@ def next_timestamp(previous: datetime | None) -> datetime:
     return now
 
 
-def create_reply(conversation: Conversation, user_message: Message, model: str) -> Run:
-    """Add a pending assistant message answering ``user_message`` and the run that will write it.
+def create_reply(
+    conversation: Conversation, user_message: Message, model: str, **run_fields: Any
+) -> Run:
+    """Add a pending assistant message answering ``user_message`` and the run that will write it
+    (``run_fields``: further :class:`Run` columns, such as a gateway request's ``options``).
 
     The reply is a child of ``user_message`` (a sibling of earlier replies to it, when it has
     some) and becomes the conversation's active leaf. Flushes only; the caller commits (the user
@@ -56,6 +59,7 @@ def create_reply(conversation: Conversation, user_message: Message, model: str) 
         user_message_id=user_message.id,
         model=model,
         status=Status.PENDING,
+        **run_fields,
     )
     db.session.add(run)
     db.session.flush()
@@ -371,7 +375,8 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
     gets its sanitized HTML rendered and stored; ``error`` (readable text) is kept on the run and
     on the last message. A run that did not complete and stopped between two steps (its last
     message a finished tool call or tool result) gets an empty closing assistant message with
-    that status. The conversation's ``updated_at`` moves, for the sidebar's order.
+    that status. The conversation's ``updated_at`` moves, for the sidebar's order. The messages
+    of a gateway run get their ``path_hash`` (:func:`webchat.gateway.canonical.stamp`).
     """
     begin_write()
     run = db.session.get(Run, run_id)
@@ -409,6 +414,10 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
             message.content_html = render_markdown(message.content or "")
     if error and messages:
         messages[-1].error = error
+    if run.options and run.options.get("path_hash"):  # a gateway run: its path can be found
+        from ..gateway.canonical import stamp
+
+        stamp(run.options["path_hash"], messages)
     run.status = status
     run.error = error
     run.finished_at = now
