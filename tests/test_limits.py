@@ -40,6 +40,7 @@ def test_successful_sign_ins_do_not_count(make_app):
 
 def test_sign_in_per_ip_spans_accounts(make_app):
     app = make_app(RATELIMIT_ENABLED=True, LOGIN_IP_LIMIT="5 per hour", LOGIN_LIMIT="100 per hour")
+    sign_up(app.test_client())  # past the first run, /login is the sign-in form
     client = app.test_client()
     for i in range(5):
         assert sign_in(client, f"u{i}@example.com", "whatever12").status_code == 400
@@ -120,6 +121,7 @@ def test_limits_fall_back_to_memory_while_redis_is_down(make_app):
         RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0",
         LOGIN_LIMIT="3 per hour",
     )
+    sign_up(app.test_client(), "someone@example.com")  # past the first run
     client = app.test_client()
     statuses = [sign_in(client, "a@example.com", "wrong horse").status_code for _ in range(5)]
     assert 500 not in statuses and statuses[0] == 400
@@ -128,6 +130,7 @@ def test_limits_fall_back_to_memory_while_redis_is_down(make_app):
 
 def test_limits_can_be_switched_off(make_app):
     app = make_app(RATELIMIT_ENABLED=True, LOGIN_LIMIT="", LOGIN_IP_LIMIT="")
+    sign_up(app.test_client(), "someone@example.com")  # past the first run
     client = app.test_client()
     for _ in range(15):
         assert sign_in(client, "a@example.com", "wrong horse").status_code == 400
@@ -156,6 +159,11 @@ def test_limits_hold_across_gunicorn_workers_and_hosts_with_redis(database, tmp_
         "WEBCHAT_LOGIN_LIMIT": "6 per hour",
     }
     with Gunicorn(tmp_path, env, workers=2) as one, Gunicorn(tmp_path, env) as two:
+        first = requests.Session()  # past the first run, /login is the sign-in form
+        signup = CSRF_RE.search(first.get(one.url + "/signup", timeout=10).text)
+        assert signup
+        account = {"email": "b@example.com", "password": "x" * 12, "confirm": "x" * 12}
+        first.post(one.url + "/signup", data={**account, "csrf_token": signup.group(1)}, timeout=10)
         http = requests.Session()
         token = CSRF_RE.search(http.get(one.url + "/login", timeout=10).text)
         assert token
