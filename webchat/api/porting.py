@@ -18,7 +18,7 @@ from ..errors import InvalidInput
 from ..porting import FORMATS, ImportReport, import_upload
 from ..porting.views import BULK_EXPORTS, conversation_download, download
 from ..search import BadCursor, Filters, search
-from ..search.query import MAX_LIMIT, MAX_OFFSET
+from ..search.query import MAX_LIMIT, MAX_OFFSET, organising_filters
 from .auth import current_api_user
 from .base import bp, documented, field_errors, query_args, responses, spec
 from .errors import fail
@@ -41,6 +41,8 @@ class SearchQuery(BaseModel):
     since: date = optional(description="Only from this day on (UTC).")
     until: date = optional(description="Only up to this day, included (UTC).")
     conversation: uuid.UUID = optional(description="Only in this conversation.")
+    project: uuid.UUID = optional(description="Only in this project's conversations.")
+    tag: str = optional(max_length=50, pattern=STORABLE, description="Only in tagged ones.")
     limit: int = Field(20, ge=1, le=MAX_LIMIT, description=f"Hits per page, 1–{MAX_LIMIT}.")
     cursor: str = optional(pattern=r"^[0-9]{1,4}$", description="next_cursor of the previous page.")
 
@@ -154,6 +156,7 @@ def search_messages():
             else None
         ),
         conversation_id=query.conversation,
+        **organising_filters(current_api_user(), query.project, query.tag),
     )
     try:
         results = search(
