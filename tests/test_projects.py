@@ -12,11 +12,13 @@ from sqlalchemy import func, select, text
 from webchat.extensions import db
 from webchat.models import Conversation, Project, Tag, conversation_tags
 
+from . import test_api
 from . import test_providers_compat as compat
 from .conftest import ROOT, post, sign_up, wait_for_runs
-from .test_api import Api, api, api_token, assert_error, new_conversation  # noqa: F401
+from .test_api import Api, api_token, assert_error, new_conversation
 from .test_conversations import start_conversation
 
+api = test_api.api  # the fixture
 FOLDER = str(ROOT / "migrations")
 upstream = compat.upstream
 
