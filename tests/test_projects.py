@@ -255,3 +255,41 @@ def test_migration_0013_round_trips_with_data(app, ctx):
     assert db.session.get(Conversation, cid).project_id is None
     # the triggers of conversations survived (message_count follows messages)
     assert db.session.get(Conversation, cid).message_count == 1
+
+
+def test_export_takes_one_project_and_import_brings_tags_and_project(app, api):
+    import io
+    import json
+    import zipfile
+
+    pid = api.post("/projects", json={"name": "Trip", "instructions": "Plan."}).get_json()["id"]
+    inside = new_conversation(api, title="inside", project_id=pid, tags=["travel"])["id"]
+    api.post(f"/conversations/{inside}/messages", json={"content": "Where to?"})
+    new_conversation(api, title="outside")
+    wait_for_runs(app)
+    one = api.get("/export", query_string={"project": pid})
+    docs = [json.loads(line) for line in one.get_data(as_text=True).splitlines() if line]
+    assert [d["conversation"]["title"] for d in docs] == ["inside"]
+    head = docs[0]["conversation"]
+    assert head["tags"] == ["travel"] and "project_id" not in head
+    assert head["project"] == {"name": "Trip", "instructions": "Plan.", "default_model": None}
+    page = api.client.get(f"/export?format=zip&project={pid}")  # no session: sign-in redirect
+    assert page.status_code in (302, 401)
+    # another account imports it: its own project "Trip" is made, the tags too
+    other = Api(app, api_token(app, "bob@example.com"))
+    assert_error(other.get("/export", query_string={"project": pid}), 404, "not_found")
+    upload = {"file": (io.BytesIO(one.get_data()), "export.ndjson")}
+    imported = other.post("/import", data=upload, content_type="multipart/form-data")
+    assert imported.status_code == 200, imported.get_data(as_text=True)
+    [mine] = other.get("/conversations").get_json()["items"]
+    [project] = other.get("/projects").get_json()["items"]
+    assert mine["tags"] == ["travel"] and mine["project_id"] == project["id"] != pid
+    assert project["name"] == "Trip" and project["instructions"] == "Plan."
+    # a second import reuses the project of that name
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        doc = {**docs[0], "conversation": {**head, "id": str(uuid.uuid4())}}
+        z.writestr("one.json", json.dumps(doc))
+    again = {"file": (io.BytesIO(archive.getvalue()), "export.zip")}
+    other.post("/import", data=again, content_type="multipart/form-data")
+    assert len(other.get("/projects").get_json()["items"]) == 1

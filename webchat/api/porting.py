@@ -14,6 +14,7 @@ from typing import Any, Literal
 from flask import current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..conversations import projects
 from ..errors import InvalidInput
 from ..porting import FORMATS, ImportReport, import_upload
 from ..porting.views import BULK_EXPORTS, conversation_download, download
@@ -96,6 +97,7 @@ class BulkExportQuery(BaseModel):
     format: Literal["ndjson", "zip"] = Field(
         "ndjson", description="ndjson: a conversation document per line; zip: a JSON file each."
     )
+    project: uuid.UUID = optional(description="Only this project's conversations.")
 
 
 class ImportForm(BaseModel):
@@ -197,11 +199,13 @@ def export_conversation(conversation_id: uuid.UUID):
 @bp.get("/export")
 @documented(spec.validate(query=BulkExportQuery, resp=responses(200, None, 400), tags=["export"]))
 def export_all():
-    """Download every conversation of the caller (Trash excluded), streamed in bounded memory."""
+    """Download every conversation of the caller (Trash excluded; ``?project=``: one
+    project's), streamed in bounded memory."""
     query: BulkExportQuery = _validated(BulkExportQuery, request.args.to_dict())
     mimetype, extension, chunks = BULK_EXPORTS[query.format]
     user = current_api_user()
-    return download(chunks(user), mimetype, f"webchat-export.{extension}", user)
+    project = projects.project_for(user, query.project)
+    return download(chunks(user, project), mimetype, f"webchat-export.{extension}", user)
 
 
 @bp.url_value_preprocessor
