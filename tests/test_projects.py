@@ -293,3 +293,15 @@ def test_export_takes_one_project_and_import_brings_tags_and_project(app, api):
     again = {"file": (io.BytesIO(archive.getvalue()), "export.zip")}
     other.post("/import", data=again, content_type="multipart/form-data")
     assert len(other.get("/projects").get_json()["items"]) == 1
+
+
+def test_a_conversation_page_in_a_project_opens_its_sidebar_entry(app, user_client):
+    pid = _project(user_client, "Shed")
+    response = post(user_client, "/c", {"content": "Tools to keep", "project_id": pid})
+    cid = response.headers["Location"].rsplit("/", 1)[1]
+    wait_for_runs(app)
+    page = user_client.get(f"/c/{cid}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200, html
+    entry = html.split('class="project', 1)[1].split("</details>", 1)[0]
+    assert " open>" in entry and "Tools to keep" in entry

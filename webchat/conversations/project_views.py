@@ -17,7 +17,7 @@ from .services import NotFound
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
 
-SIDEBAR_ITEMS = 20
+SIDEBAR_ITEMS = 20  # as conversations.views.SIDEBAR_PROJECT_ITEMS
 
 
 def _project_or_404(project_id: str) -> Project:

@@ -31,6 +31,7 @@ from .formats import HtmlStreamFormat
 from .services import NotFound
 
 bp = Blueprint("conversations", __name__)
+SIDEBAR_PROJECT_ITEMS = 20  # conversations of a project listed in its sidebar entry
 
 
 def _conversation_or_404(conversation_id: str):
@@ -163,6 +164,17 @@ def show(conversation_id: str):
     return _page(conversation, window)
 
 
+def _project_items(conversation: Conversation) -> dict | None:
+    """The newest conversations of ``conversation``'s project, for its open entry in the
+    sidebar (None when it is in none)."""
+    if conversation.project_id is None:
+        return None
+    items, more = paging.conversations_page(
+        current_user, limit=SIDEBAR_PROJECT_ITEMS, project=conversation.project_id
+    )
+    return {"items": items, "more": more}
+
+
 def _tree_context(messages: Iterable[Message]) -> dict:
     """What the message toolbars of a window need: each message's :class:`tree.Siblings` (one
     query for the window) and the models a reply can be regenerated with."""
@@ -181,6 +193,7 @@ def _page(conversation: Conversation, window: paging.Window, status: int = 200, 
         streaming=services.has_active_reply(conversation),
         usage=conversation_usage(conversation),
         conversation_tags=[t.name for t in conversation.tags],
+        open_project_items=_project_items(conversation),
         shares=shares_of(current_user, conversation),
         **_sidebar(),
         **_tree_context(window.messages),
@@ -634,6 +647,7 @@ def set_tags(conversation_id: str):
             "conversations/_tags.html",
             conversation=conversation,
             conversation_tags=[t.name for t in conversation.tags],
+        open_project_items=_project_items(conversation),
             all_tags=projects.tags_of(current_user),
             tags_value=raw,
             error=exc.message,
