@@ -19,7 +19,7 @@ def test_project_tag_share_continue_and_revoke(page: Page, browser: Browser, ser
     page.get_by_label("New project").click()
     page.get_by_label("Name").fill("Garden")
     page.get_by_role("button", name="Create project").click()
-    expect(page.get_by_role("heading", name="📁 Garden")).to_be_visible()
+    expect(page.get_by_role("heading", name="Project Garden")).to_be_visible()
     page.get_by_label("Instructions").fill("Answer as a gardener.")
     page.get_by_role("button", name="Save").click()
     project_url = page.url
@@ -27,7 +27,7 @@ def test_project_tag_share_continue_and_revoke(page: Page, browser: Browser, ser
     for question in ("Which roses climb?", "When to prune apples?"):
         page.goto(project_url)
         page.get_by_role("link", name="New chat in this project").click()
-        expect(page.get_by_role("heading", name="New chat in 📁 Garden")).to_be_visible()
+        expect(page.get_by_role("heading", name="New chat in Garden")).to_be_visible()
         ask(page, question)
     # tag the second one from its header; the tag then filters the sidebar
     tags = page.get_by_label("Tags, separated by commas")
