@@ -47,7 +47,9 @@ else:
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 T = TypeVar("T")
-_HASHER = PasswordHasher()  # argon2id, RFC 9106's second recommended parameters
+_HASHER = PasswordHasher()
+SIDEBAR = "deleted_at IS NULL AND archived_at IS NULL"  # a conversation the sidebar lists
+LOOSE = SIDEBAR + " AND project_id IS NULL"  # argon2id, RFC 9106's second recommended parameters
 
 
 class Role:
@@ -177,15 +179,23 @@ class Conversation(Model):
             sqlite_where=text("deleted_at IS NULL AND archived_at IS NULL"),
             postgresql_where=text("deleted_at IS NULL AND archived_at IS NULL"),
         ),
-        Index(  # the loose conversations, or a project's (migration 0013)
-            "ix_conversations_sidebar_project",
+        Index(  # the sidebar's loose conversations, in no project (migration 0013)
+            "ix_conversations_loose",
             "user_id",
+            "pinned",
+            "updated_at",
+            "id",
+            sqlite_where=text(LOOSE),
+            postgresql_where=text(LOOSE),
+        ),
+        Index(  # a project's conversations (migration 0013)
+            "ix_conversations_project",
             "project_id",
             "pinned",
             "updated_at",
             "id",
-            sqlite_where=text("deleted_at IS NULL AND archived_at IS NULL"),
-            postgresql_where=text("deleted_at IS NULL AND archived_at IS NULL"),
+            sqlite_where=text(SIDEBAR),
+            postgresql_where=text(SIDEBAR),
         ),
     )
 

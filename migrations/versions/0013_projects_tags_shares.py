@@ -7,9 +7,11 @@ Create Date: 2026-12-01 05:00:00
 - ``projects``: a user's named folders of conversations, with instructions (added to the system
   prompt of their conversations) and a default model for new ones; ``conversations.project_id``
   (``ON DELETE SET NULL``: deleting a project moves its conversations out, never deletes them).
-- ``ix_conversations_sidebar_project``: the sidebar's rows by ``(user_id, project_id, pinned,
-  updated_at, id)``, so the loose conversations (``project_id IS NULL``) and a project's page are
-  each an index walk of the rows shown, however many conversations the projects hold.
+- ``ix_conversations_loose`` (the sidebar's rows in no project, by ``(user_id, pinned,
+  updated_at, id)``) and ``ix_conversations_project`` (a project's, by ``(project_id, pinned,
+  updated_at, id)``): the loose conversations and a project's page are each an index walk of the
+  rows shown, however many conversations the projects hold. Partial indexes whose predicates
+  the queries repeat, so both databases pick them without statistics.
 - ``tags`` (a user's labels, unique by name) and ``conversation_tags`` (which conversation has
   which; ``(tag_id, conversation_id)`` indexed for the filter).
 - ``shares``: read-only links to a snapshot of a conversation. The snapshot is its active leaf,
@@ -29,6 +31,7 @@ branch_labels = None
 depends_on = None
 
 SIDEBAR = sa.text("deleted_at IS NULL AND archived_at IS NULL")
+LOOSE = sa.text("deleted_at IS NULL AND archived_at IS NULL AND project_id IS NULL")
 
 
 def upgrade():
@@ -47,9 +50,16 @@ def upgrade():
     op.create_index("ix_projects_user_name", "projects", ["user_id", "name"])
     _add_reference("conversations", "project_id", "projects", "SET NULL")
     op.create_index(
-        "ix_conversations_sidebar_project",
+        "ix_conversations_loose",
         "conversations",
-        ["user_id", "project_id", "pinned", "updated_at", "id"],
+        ["user_id", "pinned", "updated_at", "id"],
+        sqlite_where=LOOSE,
+        postgresql_where=LOOSE,
+    )
+    op.create_index(
+        "ix_conversations_project",
+        "conversations",
+        ["project_id", "pinned", "updated_at", "id"],
         sqlite_where=SIDEBAR,
         postgresql_where=SIDEBAR,
     )
@@ -129,7 +139,8 @@ def downgrade():
     op.drop_index("ix_conversation_tags_tag", table_name="conversation_tags")
     op.drop_table("conversation_tags")
     op.drop_table("tags")
-    op.drop_index("ix_conversations_sidebar_project", table_name="conversations")
+    op.drop_index("ix_conversations_project", table_name="conversations")
+    op.drop_index("ix_conversations_loose", table_name="conversations")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_constraint(
             "fk_conversations_project_id_projects", "conversations", type_="foreignkey"

@@ -267,16 +267,24 @@ def conversations_page(
     this tag of the user.
 
     Pinned and unpinned conversations are read by two queries that each walk the index
-    ``(user_id, updated_at, id)`` in order — ``(user_id, project_id, pinned, updated_at, id)``
-    for one project or the loose ones — so a page costs ``limit`` rows however many
-    conversations the user has. A tag filter reads the tag's rows of ``conversation_tags``.
+    ``(user_id, updated_at, id)`` in order — ``ix_conversations_loose`` or
+    ``ix_conversations_project`` for the loose ones or one project's — so a page costs ``limit``
+    rows however many conversations the user has. A tag filter reads the tag's rows of
+    ``conversation_tags``.
     """
     rows: list[Conversation] = []
     for pinned in (True, False):
         if cursor is not None and pinned and not cursor.pinned:
             continue  # the cursor is among the unpinned: no pinned one is left
+        # A project's rows are its user's (the caller checked it is ``user``'s): by the project
+        # alone, so that only ``ix_conversations_project`` matches the query.
+        owner = (
+            Conversation.project_id == project
+            if project is not None and project != ANY_PROJECT
+            else Conversation.user_id == user.id
+        )
         query = select(Conversation).where(
-            Conversation.user_id == user.id,
+            owner,
             Conversation.deleted_at.is_(None),
             (
                 Conversation.archived_at.is_not(None)
@@ -287,8 +295,6 @@ def conversations_page(
         )
         if project is None:
             query = query.where(Conversation.project_id.is_(None))
-        elif project != ANY_PROJECT:
-            query = query.where(Conversation.project_id == project)
         if tag is not None:
             query = query.join(
                 conversation_tags,

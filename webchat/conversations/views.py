@@ -23,7 +23,7 @@ from ..errors import InvalidInput
 from ..extensions import db
 from ..models import Conversation, Message, Run
 from ..providers import available_models
-from ..shares.services import shares_of
+from ..shares import services as share_links  # a module: it imports conversations too
 from ..streaming import runs, sse
 from ..usage.services import conversation_usage
 from . import paging, projects, services, titles
@@ -194,7 +194,7 @@ def _page(conversation: Conversation, window: paging.Window, status: int = 200, 
         usage=conversation_usage(conversation),
         conversation_tags=[t.name for t in conversation.tags],
         open_project_items=_project_items(conversation),
-        shares=shares_of(current_user, conversation),
+        shares=share_links.shares_of(current_user, conversation),
         **_sidebar(),
         **_tree_context(window.messages),
         **extra,
@@ -647,7 +647,7 @@ def set_tags(conversation_id: str):
             "conversations/_tags.html",
             conversation=conversation,
             conversation_tags=[t.name for t in conversation.tags],
-        open_project_items=_project_items(conversation),
+            open_project_items=_project_items(conversation),
             all_tags=projects.tags_of(current_user),
             tags_value=raw,
             error=exc.message,
