@@ -72,3 +72,39 @@ def test_project_tag_share_continue_and_revoke(page: Page, browser: Browser, ser
     gone = shared.goto(link)
     assert gone is not None and gone.status == 404
     private.close()
+
+
+def test_keyboard_shortcuts(page: Page, server):
+    sign_up(page, server)
+    ask(page, "First conversation")
+    first = page.url
+    page.keyboard.press("Control+Shift+O")  # new chat
+    expect(page.get_by_role("heading", name="How can I help?")).to_be_visible()
+    ask(page, "Second conversation")
+    second = page.url
+    # ? lists them; Escape closes the list
+    page.locator("main").click()
+    page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Previous / next conversation")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    # Ctrl+K focuses search
+    page.keyboard.press("Control+k")
+    expect(page.get_by_label("Search conversations")).to_be_focused()
+    # Alt+↓ / Alt+↑ walk the sidebar's conversations (newest first)
+    page.get_by_label("Search conversations").press("Alt+ArrowDown")
+    page.wait_for_url(first)
+    page.keyboard.press("Alt+ArrowUp")
+    page.wait_for_url(second)
+    # copy the last reply: its Copy button says so
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.keyboard.press("Control+Shift+C")
+    expect(page.locator("article.msg.assistant [data-copy]").last).to_have_attribute(
+        "aria-label", "Copied"
+    )
+    # ↑ in the empty message box edits the last prompt
+    page.get_by_label("Message").focus()
+    page.keyboard.press("ArrowUp")
+    expect(page.get_by_label("Edit your prompt")).to_be_visible()
