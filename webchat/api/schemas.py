@@ -466,7 +466,9 @@ class ProjectCreate(Body):
     ]
     instructions: Text | None = None
     default_model: ModelId | None = Field(
-        default=None, description="A model of GET /api/v1/models.", json_schema_extra=MODELS
+        default=None,
+        description="A model of GET /api/v1/models.",
+        json_schema_extra=dict(MODELS),
     )
 
 

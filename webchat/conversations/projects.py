@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable
 
 from flask import current_app
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 
 from ..errors import InvalidInput
 from ..extensions import db
@@ -124,9 +124,10 @@ def delete_project(project: Project) -> int:
     ).scalar_one()
     # Explicit, not left to ON DELETE SET NULL alone: the session's loaded rows follow too.
     db.session.execute(
-        Conversation.__table__.update()
-        .where(Conversation.__table__.c.project_id == project.id)
+        update(Conversation)
+        .where(Conversation.project_id == project.id)
         .values(project_id=None)
+        .execution_options(synchronize_session=False)
     )
     db.session.delete(project)
     db.session.flush()

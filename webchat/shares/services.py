@@ -230,7 +230,9 @@ def leaf_through(share: Share, message: Message) -> Message:
     if newest is not None and in_snapshot(share, newest):
         return newest
     ids = [uuid.UUID(i) for i in share.leaves or []]
-    leaves = db.session.scalars(select(Message).where(Message.id.in_(ids))) if ids else []
+    leaves: list[Message] = (
+        list(db.session.scalars(select(Message).where(Message.id.in_(ids)))) if ids else []
+    )
     for leaf in sorted(leaves, key=paging.key_of, reverse=True):
         if tree.path_to(leaf).holds(message):
             return leaf
