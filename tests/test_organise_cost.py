@@ -1,7 +1,8 @@
 """Projects, tags and share links do work that doesn't grow: the sidebar of a user with 10,000
 conversations in 100 projects with 50 tags does the same work as one with 100 conversations in
-one project with 5 tags; a shared page of a conversation of 10,000 messages the same as one of
-100 (every branch shared, 20 branch points each, older pages and another version included).
+one project with 5 tags (the sidebar lists the first 10 projects and 12 tags); a shared page of
+a conversation of 10,000 messages the same as one of 100 (every branch shared, 20 branch points
+each, older pages and another version included).
 
 Work is counted, not timed, as in ``test_tree_cost``: statements, rows returned, and each
 distinct read's plan work.
@@ -19,14 +20,15 @@ from webchat.shares import services as shares
 from .conftest import sign_up
 from .test_tree_cost import BRANCHES, Work, recorded
 
-LISTS = ("SELECT projects.", "SELECT tags.")  # the sidebar lists every project and tag
+# The sidebar's reads of the project and tag names (LIMIT 11 and 13): PostgreSQL may scan those
+# small tables whole (101 projects, 55 tags here) rather than walk their index; never more.
+LISTS = ("SELECT projects.", "SELECT tags.")
+LISTED = 3 * (101 + 55) + 100
 
 
-def _compare(
-    small: dict[str, Work], large: dict[str, Work], app, listed: int | None = None
-) -> None:
-    """The same statements, no more rows, and no read whose work grows; with ``listed``, the
-    reads of the project and tag lists may grow with them, by at most 10 steps a row listed."""
+def _compare(small: dict[str, Work], large: dict[str, Work], app) -> None:
+    """The same statements, no more rows, and no read whose work grows (at most twice + 100;
+    the name lists at most :data:`LISTED`)."""
     assert small.keys() == large.keys()
     statements = {
         name: (len(small[name].statements), len(large[name].statements))
@@ -37,7 +39,7 @@ def _compare(
     rows = {
         name: (small[name].rows, large[name].rows)
         for name in small
-        if large[name].rows > small[name].rows
+        if large[name].rows > small[name].rows + 2  # a full page reads one row more
     }
     assert rows == {}, "operations whose reads return more rows in the larger case"
     with app.app_context():
@@ -46,8 +48,7 @@ def _compare(
             few, many = small[name].reads(), large[name].reads()
             assert set(few) == set(many), name
             for sql in few:
-                if listed is not None and sql.startswith(LISTS):
-                    assert many[sql] <= 10 * listed + 100, (name, sql, many[sql])
+                if sql.startswith(LISTS) and many[sql] <= LISTED:
                     continue
                 if many[sql] > 2 * few[sql] + 100:
                     grown[(name, sql)] = (few[sql], many[sql])
@@ -93,10 +94,11 @@ def test_the_sidebar_does_the_same_work_with_10000_conversations_in_100_projects
             "a project's page": _get(app, client, f"/projects/{one}"),
         }
     small, large = done["small@example.com"], done["many@example.com"]
-    # 50 tags and 100 projects are listed: their rows may grow, not the conversations read
+    # the sidebar lists the first 10 projects and 12 tags by name: 11 and 13 rows read (to know
+    # whether more remain) against the small account's 1 and 5; every other read is the same
     for name in ("new-chat page", "a project's page"):
-        small[name].rows = large[name].rows = 0
-    _compare(small, large, app, listed=100 + 50)
+        large[name].rows -= (11 - 1) + (13 - 5)
+    _compare(small, large, app)
 
 
 def test_a_shared_page_does_the_same_work_at_100_and_10000_messages(make_app):

@@ -249,6 +249,8 @@ class ConversationCursor:
 
 
 ANY_PROJECT = "any"
+SIDEBAR_PROJECTS = 10  # projects listed in the sidebar (all: the /projects page)
+SIDEBAR_TAGS = 12  # tags listed in the sidebar's filter
 
 
 def conversations_page(
@@ -322,9 +324,11 @@ def sidebar(user: User, cursor: str | None = None, tag: Tag | None = None) -> di
     """Template context of the sidebar on any page: ``{"conversations", "sidebar_more",
     "projects", "tags", "sidebar_tag"}``: one page of ``SIDEBAR_PAGE_SIZE`` loose conversations
     (in no project; with ``tag``, every conversation carrying it) from ``cursor`` (the newest
-    when None), the cursor of the next page (or None), the user's projects and tags (names
-    only: a project's conversations load when it is opened). Raises :class:`InvalidInput` for a
-    malformed cursor."""
+    when None), the cursor of the next page (or None), the user's first
+    :data:`SIDEBAR_PROJECTS` projects and :data:`SIDEBAR_TAGS` tags by name and whether there
+    are more (``more_projects``, ``more_tags``: the /projects page lists them all), so the
+    sidebar costs the same however many the user has; a project's conversations load when it is
+    opened. Raises :class:`InvalidInput` for a malformed cursor."""
     from flask import current_app
 
     from .projects import projects_of, tags_of
@@ -337,10 +341,14 @@ def sidebar(user: User, cursor: str | None = None, tag: Tag | None = None) -> di
         project=ANY_PROJECT if tag is not None else None,
         tag=tag,
     )
+    projects = projects_of(user, SIDEBAR_PROJECTS + 1)
+    tags = tags_of(user, SIDEBAR_TAGS + 1)
     return {
         "conversations": conversations,
         "sidebar_more": more,
-        "projects": projects_of(user),
-        "tags": tags_of(user),
+        "projects": projects[:SIDEBAR_PROJECTS],
+        "more_projects": len(projects) > SIDEBAR_PROJECTS,
+        "tags": tags[:SIDEBAR_TAGS],
+        "more_tags": len(tags) > SIDEBAR_TAGS,
         "sidebar_tag": tag,
     }

@@ -62,6 +62,19 @@ def _page(project: Project, status: int = 200, **extra):
     return htmx.vary(make_response(html, status))
 
 
+@bp.get("")
+@login_required
+def index():
+    """Every project of the user (by name) and every tag, with a form for a new project."""
+    return render_template(
+        "projects/index.html",
+        all_projects=projects.projects_of(current_user),
+        all_tags=projects.tags_of(current_user),
+        conversation=None,
+        **paging.sidebar(current_user),
+    )
+
+
 @bp.post("")
 @login_required
 def create():

@@ -47,14 +47,15 @@ def owned_project(user: User, project_id: uuid.UUID | str) -> Project:
     return project
 
 
-def projects_of(user: User) -> list[Project]:
-    """The user's projects by name (at most 500: one index range of ``ix_projects_user_name``)."""
+def projects_of(user: User, limit: int = PROJECTS_LISTED) -> list[Project]:
+    """The user's first ``limit`` projects by name (one index range of
+    ``ix_projects_user_name``)."""
     return list(
         db.session.scalars(
             select(Project)
             .where(Project.user_id == user.id)
             .order_by(Project.name, Project.id)
-            .limit(PROJECTS_LISTED)
+            .limit(limit)
         )
     )
 
@@ -188,9 +189,11 @@ def parse_tags(value: str | Iterable[str] | None) -> list[str]:
     return names
 
 
-def tags_of(user: User) -> list[Tag]:
-    """The user's tags by name (the suggestions and the sidebar's filter)."""
-    return list(db.session.scalars(select(Tag).where(Tag.user_id == user.id).order_by(Tag.name)))
+def tags_of(user: User, limit: int | None = None) -> list[Tag]:
+    """The user's tags by name, the first ``limit`` of them if given (the suggestions and the
+    sidebar's filter; one index range of ``uq_tags_user_name``)."""
+    query = select(Tag).where(Tag.user_id == user.id).order_by(Tag.name)
+    return list(db.session.scalars(query.limit(limit) if limit is not None else query))
 
 
 def owned_tag(user: User, name: str) -> Tag:

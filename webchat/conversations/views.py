@@ -21,7 +21,7 @@ from htmx_flask import request  # flask's request, typed with .htmx
 from .. import htmx, tree
 from ..errors import InvalidInput
 from ..extensions import db
-from ..models import Conversation, Message, Run
+from ..models import Conversation, Message, Project, Run
 from ..providers import available_models
 from ..shares import services as share_links  # a module: it imports conversations too
 from ..streaming import runs, sse
@@ -172,7 +172,8 @@ def _project_items(conversation: Conversation) -> dict | None:
     items, more = paging.conversations_page(
         current_user, limit=SIDEBAR_PROJECT_ITEMS, project=conversation.project_id
     )
-    return {"items": items, "more": more}
+    project = db.session.get(Project, conversation.project_id)
+    return {"items": items, "more": more, "project": project}
 
 
 def _tree_context(messages: Iterable[Message]) -> dict:
@@ -193,6 +194,7 @@ def _page(conversation: Conversation, window: paging.Window, status: int = 200, 
         streaming=services.has_active_reply(conversation),
         usage=conversation_usage(conversation),
         conversation_tags=[t.name for t in conversation.tags],
+        all_tags=projects.tags_of(current_user),
         open_project_items=_project_items(conversation),
         shares=share_links.shares_of(current_user, conversation),
         **_sidebar(),
