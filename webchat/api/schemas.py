@@ -431,6 +431,12 @@ class ModelList(BaseModel):
 
 # --- projects --------------------------------------------------------------------------------
 
+ProjectName = Annotated[
+    str,
+    StringConstraints(pattern=NOT_BLANK, min_length=1, max_length=100),
+    AfterValidator(_storable),
+]
+
 
 class ProjectOut(BaseModel):
     """A project: a named folder of conversations."""
@@ -459,11 +465,7 @@ class ProjectList(BaseModel):
 
 
 class ProjectCreate(Body):
-    name: Annotated[
-        str,
-        StringConstraints(pattern=NOT_BLANK, min_length=1, max_length=100),
-        AfterValidator(_storable),
-    ]
+    name: ProjectName
     instructions: Text | None = None
     default_model: ModelId | None = Field(
         default=None,
@@ -475,11 +477,7 @@ class ProjectCreate(Body):
 class ProjectPatch(Body):
     """Fields left out stay as they are."""
 
-    name: Annotated[
-        str,
-        StringConstraints(pattern=NOT_BLANK, min_length=1, max_length=100),
-        AfterValidator(_storable),
-    ] = optional()
+    name: ProjectName = optional()
     instructions: Text | None = optional(description="null removes them.")
     default_model: ModelId | None = optional(
         description="null: the server's default.", json_schema_extra=MODELS
