@@ -90,6 +90,10 @@ def test_keyboard_shortcuts(page: Page, server):
     expect(dialog).to_contain_text("Previous / next conversation")
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
+    page.get_by_role("button", name="Keyboard shortcuts").click()  # the sidebar's ? too
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
     # Ctrl+K focuses search
     page.keyboard.press("Control+k")
     expect(page.get_by_label("Search conversations")).to_be_focused()
