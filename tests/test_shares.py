@@ -273,3 +273,16 @@ def test_other_users_shares_are_404(app, api):
     # the link itself is public, read-only
     assert other.get(f"/shared/{share['id']}").status_code == 200
     assert api.get("/shares").get_json()["items"][0]["id"] == share["id"]
+
+
+def test_creating_share_links_is_rate_limited(make_app):
+    app = make_app(
+        RATELIMIT_ENABLED=True, SHARE_LIMIT="2 per hour", RATELIMIT_STORAGE_URI="memory://"
+    )
+    client = app.test_client()
+    sign_up(client, OWNER)
+    cid = start_conversation(client, "Limited")
+    wait_for_runs(app)
+    assert [post(client, f"/c/{cid}/shares").status_code for _ in range(3)] == [303, 303, 429]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Share)) == 2
