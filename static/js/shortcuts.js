@@ -76,3 +76,42 @@
     if (e.target.closest && e.target.closest("[data-shortcuts]")) actions.help();
   });
 })();
+
+// Drag a conversation of the sidebar onto a project (or onto the Chats heading: out of any
+// project) to move it there: the same POST as the conversation menu's Move, then a reload.
+(function () {
+  "use strict";
+  var dragged = null;
+  function target(e) { return e.target.closest && e.target.closest("[data-project-id]"); }
+  document.addEventListener("dragstart", function (e) {
+    var link = e.target.closest && e.target.closest("a[data-move-url]");
+    if (!link) return;
+    dragged = link.getAttribute("data-move-url");
+    e.dataTransfer.effectAllowed = "move";
+    e.dataTransfer.setData("text/uri-list", link.href);
+  });
+  document.addEventListener("dragend", function () { dragged = null; });
+  document.addEventListener("dragover", function (e) {
+    if (dragged && target(e)) { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }
+  });
+  document.addEventListener("dragenter", function (e) {
+    var over = dragged && target(e);
+    if (over) over.classList.add("drop-target");
+  });
+  document.addEventListener("dragleave", function (e) {
+    var over = target(e);
+    if (over) over.classList.remove("drop-target");
+  });
+  document.addEventListener("drop", function (e) {
+    var over = dragged && target(e);
+    if (!over) return;
+    e.preventDefault();
+    var token = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"];
+    var body = new URLSearchParams({ project_id: over.getAttribute("data-project-id") });
+    fetch(dragged, {
+      method: "POST", body: body, credentials: "same-origin", redirect: "manual",
+      headers: { "X-CSRFToken": token },
+    }).then(function () { location.reload(); });
+    dragged = null;
+  });
+})();

@@ -112,3 +112,23 @@ def test_keyboard_shortcuts(page: Page, server):
     page.get_by_label("Message").focus()
     page.keyboard.press("ArrowUp")
     expect(page.get_by_label("Edit your prompt")).to_be_visible()
+
+
+def test_drag_a_conversation_into_a_project_and_out(page: Page, server):
+    sign_up(page, server)
+    page.get_by_label("New project").click()
+    page.get_by_label("Name").fill("Garden")
+    page.get_by_role("button", name="Create project").click()
+    page.get_by_role("link", name="+ New chat").click()
+    ask(page, "Loose tomatoes")
+    loose = page.locator("#conversation-list a.conversation-link", has_text="Loose tomatoes")
+    loose.drag_to(page.locator("summary[data-project-id]", has_text="Garden"))
+    project = page.locator("details.project", has_text="Garden")
+    expect(project).to_have_attribute("open", "")  # reloaded: the open chat is in the project
+    expect(project.locator(".conversation-link", has_text="Loose tomatoes")).to_be_visible()
+    expect(loose).to_have_count(0)
+    inside = project.locator(".conversation-link", has_text="Loose tomatoes")
+    inside.drag_to(page.locator(".chats-heading"))
+    expect(
+        page.locator("#conversation-list a.conversation-link", has_text="Loose tomatoes")
+    ).to_be_visible()
