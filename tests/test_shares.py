@@ -222,7 +222,9 @@ def test_the_shared_page_is_paged(app, ctx):
     app.config["PAGE_SIZE"] = 10
     html = client.get(f"/s/{share.id}").get_data(as_text=True)
     assert "Earlier messages" in html and f"before={page.window.older.id}" in html
-    body = client.get(f"/api/v1/shared/{share.id}", query_string={"limit": 10}).get_json()
+    response = client.get(f"/api/v1/shared/{share.id}", query_string={"limit": 10})
+    assert response.headers["X-Robots-Tag"].startswith("noindex")
+    body = response.get_json()
     assert [m["content"] for m in body["messages"]] == [f"line {i}" for i in range(15, 25)]
     assert body["has_more"] and body["next_cursor"] == str(page.window.older.id)
     assert OWNER not in str(body) and "user_id" not in str(body)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import url_for
+from flask import g, url_for
 
 from ..conversations import projects
 from ..conversations.services import NotFound
@@ -179,6 +179,7 @@ def get_shared(share_id: str):
         fail(exc.status, exc.message)
     shares.count_view(share)
     db.session.commit()
+    g.robots = "noindex"  # the after_request hook below sends X-Robots-Tag
     older = shown.window.older
     return SharedConversation(
         title=conversation.title,
@@ -200,3 +201,11 @@ def get_shared(share_id: str):
         has_more=older is not None,
         next_cursor=str(older.id) if older is not None else None,
     )
+
+
+@bp.after_request
+def _no_index_shared(response):
+    """The shared conversation's JSON carries ``X-Robots-Tag: noindex``, as its page does."""
+    if g.get("robots"):
+        response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response

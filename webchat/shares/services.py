@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
 from .. import audit, tree
 from ..conversations import paging
@@ -153,6 +154,7 @@ def shares_of(user: User, conversation: Conversation | None = None) -> list[Shar
     query = select(Share).where(Share.user_id == user.id)
     if conversation is not None:
         query = query.where(Share.conversation_id == conversation.id)
+    query = query.options(selectinload(Share.conversation))  # one query for their titles
     return list(
         db.session.scalars(query.order_by(Share.created_at.desc(), Share.id).limit(SHARES_LISTED))
     )
