@@ -4,8 +4,10 @@ For conversations of 100, 10,000 and 100,000 messages (``flask seed``'s text), t
 of: the conversation page (``GET /c/<id>``, the newest window), the API's newest page
 (``GET /api/v1/conversations/<id>``), an older page (``GET .../messages?before=<a message in the
 middle>``) and sending one message (``POST .../messages``, the 202; the demo reply then runs
-outside the timing). Then the sidebar: the new-chat page of a user with 100 conversations and
-of one with 10,000, and an htmx page of the sidebar from the middle of the 10,000.
+outside the timing), and the shared page of a share link of it (``GET /s/<id>``, every branch,
+signed out). Then the sidebar: the new-chat page of a user with 100 conversations in one
+project with 5 tags and of one with 10,000 in 100 projects with 50 tags, and an htmx page of
+the sidebar from the middle of the 10,000's loose conversations.
 
 Times are of the Flask test client calling the WSGI app in this process (no network): median
 and p90 over ``--samples`` requests after a few warm-up ones, in ms, and each median's ratio to
@@ -32,7 +34,8 @@ from webchat.auth import services as accounts
 from webchat.conversations import paging
 from webchat.extensions import db
 from webchat.models import Conversation
-from webchat.seed import seed
+from webchat.seed import organise, seed
+from webchat.shares import services as shares
 
 from .common import bench_app, p90, table
 from .stream_server import fresh_database
@@ -90,6 +93,9 @@ def prepare(app, sizes: list[int], conversations: int, kind: str) -> dict:
         started = time.perf_counter()
         seed(small, messages=2, conversations=100, random_seed=1)
         seed(many, messages=2, conversations=conversations, random_seed=2)
+        organise(small, projects=1, tags=5)
+        organise(many, projects=100, tags=50)
+        db.session.commit()
         took = time.perf_counter() - started
         print(f"[{kind}] seeded {conversations:,} conversations in {took:.1f} s", flush=True)
         middles = {}
@@ -98,13 +104,21 @@ def prepare(app, sizes: list[int], conversations: int, kind: str) -> dict:
             path = tree.active_path(conversation) if conversation is not None else None
             items, _more = paging.newer(path, None, 1, offset=size // 2)
             middles[size] = str(items[0].id)
-        middle_cursor = str(paging.conversations_page(many, limit=conversations // 2)[1])
+        loose = conversations // 101  # the many user's loose ones (1 in 101)
+        middle_cursor = str(paging.conversations_page(many, limit=loose // 2, project=None)[1])
+        share_ids = {}
+        for size, cid in ids.items():
+            conversation = db.session.get(Conversation, cid)
+            assert conversation is not None
+            share_ids[size] = shares.create_share(reader, conversation, all_branches=True).id
+        db.session.commit()
         setup = {
             "token": token,
             "ids": ids,
             "middles": middles,
             "users": {"reader": reader.id, "small": small.id, "many": many.id},
             "middle_cursor": middle_cursor,
+            "shares": share_ids,
         }
         db.session.remove()
     return setup
@@ -154,6 +168,13 @@ def time_conversations(app, setup: dict, samples: int) -> dict[str, dict[int, li
             samples,
             after=lambda: wait_for_runs(app),
         ),
+        "shared page (signed out, every branch)": timed(
+            {
+                size: (lambda share_id=share_id: api.get(f"/s/{share_id}"))
+                for size, share_id in setup["shares"].items()
+            },
+            samples,
+        ),
     }
 
 
@@ -163,7 +184,7 @@ def measure(kind: str, sizes: list[int], conversations: int, samples: int) -> li
         tempfile.TemporaryDirectory(prefix="webchat-bench-history-") as folder,
         fresh_database(kind, Path(folder)) as url,
     ):
-        app = bench_app(url, folder, DEMO_DELAY_MS=0)
+        app = bench_app(url, folder, DEMO_DELAY_MS=0, RATELIMIT_ENABLED=False)  # it sends fast
         setup = prepare(app, sizes, conversations, kind)
         results = time_conversations(app, setup, samples)
         rows = [_row(name, [cells[s] for s in sizes]) for name, cells in results.items()]
@@ -190,13 +211,14 @@ def measure(kind: str, sizes: list[int], conversations: int, samples: int) -> li
         gap: list[list[float] | None] = [None] * (len(sizes) - 2)
         rows.append(
             _row(
-                f"sidebar: new-chat page (first column 100, last {conversations:,} conversations)",
+                f"sidebar: new-chat page (first column 100 conversations, 1 project, 5 tags; "
+                f"last {conversations:,} in 100 projects, 50 tags)",
                 [sidebar_small, *gap, sidebar_many],
             )
         )
         rows.append(
             _row(
-                f"sidebar: htmx page from the middle of {conversations:,} conversations",
+                f"sidebar: htmx page from the middle of the loose ones of {conversations:,}",
                 [None, *gap, sidebar_deep],
                 base=sidebar_small,
             )

@@ -5,11 +5,14 @@ Starts webchat on a throw-away SQLite database, fills one conversation with a re
 Markdown, code, a table and a tool call — a prompt in two versions and a reply in three, so the
 message toolbar shows ‹ n/m › — and captures the conversation page in light and dark, on a desktop
 and a phone, the toolbar and its menus close up, the edit form, plus a reply mid-stream, search
-results and the sign-in page. Then the everyday shots (``everyday()``): the first-run page, the
-new-chat page at 360, 390, 768 and 1280 px, the drawer open on a phone, and an imported Claude
-Code session (../shared/fixtures/claude-code/coverage-test-fix.jsonl) read as tool steps, light
-and dark. ``gateway`` takes only the recording gateway's: the Settings page with a new token and its snippet, and a conversation a script streams through ``/v1`` with the
-openai SDK, marked in the sidebar by the token's name (light mid-stream, dark when done).
+results and the sign-in page; the sidebar with projects and tags, a project page, the shared
+links in settings, the share menu and the shared page signed out. Then the everyday shots
+(``everyday()``): the first-run page, the new-chat page at 360, 390, 768 and 1280 px, the drawer
+open on a phone, and an imported Claude Code session
+(../shared/fixtures/claude-code/coverage-test-fix.jsonl) read as tool steps, light and dark.
+``gateway`` takes only the recording gateway's: the Settings page with a new token and its
+snippet, and a conversation a script streams through ``/v1`` with the openai SDK, marked in the
+sidebar by the token's name (light mid-stream, dark when done).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ return Response(stream_with_context(events()), mimetype="text/event-stream")
 """
 
 
-def seed(folder: Path, db_url: str) -> None:
+def seed(folder: Path, db_url: str) -> str:
     from webchat import create_app, tree
     from webchat.auth.services import create_user
     from webchat.conversations import services
@@ -95,6 +98,80 @@ def seed(folder: Path, db_url: str) -> None:
         add(prompt, Role.ASSISTANT, REPLY.replace("small **Flask** view", "**Flask** view"))
         tree.set_active(conversation, shown.id)
         db.session.commit()
+        return organise(user, conversation)
+
+
+def organise(user, conversation) -> str:
+    """Projects, tags and a share link of ``conversation`` (every branch); the share's id."""
+    from webchat.conversations import projects
+    from webchat.extensions import db
+    from webchat.models import Conversation
+    from webchat.shares import services as shares
+
+    garden = projects.create_project(user, "Garden", "Answer as a patient gardener.")
+    work = projects.create_project(user, "Work: API design", "Prefer short answers.")
+    projects.create_project(user, "Reading list")
+    for title, project, tags in (
+        ("Roses that climb a north wall", garden, ["plants"]),
+        ("When to prune apple trees", garden, ["plants", "fruit"]),
+        ("Pagination: cursors or offsets?", work, ["api"]),
+        ("Regex for ISO dates", None, ["regex"]),
+    ):
+        found = db.session.query(Conversation).filter_by(title=title).first()
+        found = found or services_create(user, title)
+        projects.move(found, project)
+        projects.set_tags(found, tags)
+    projects.set_tags(conversation, ["flask", "sse"])
+    share = shares.create_share(user, conversation, all_branches=True)
+    db.session.commit()
+    return share.id
+
+
+def services_create(user, title):
+    from webchat.conversations import services
+
+    return services.create_conversation(user, title=title)
+
+
+def organise_shots(browser, server, ctx, scheme: str, share_id: str) -> None:
+    """The sidebar with projects (one open) and tags, a project page, the settings' shared
+    links, and the shared page signed out (light and dark; a phone in light)."""
+    page = ctx.new_page()
+    page.goto(server.url + "/")
+    page.locator("details.project", has_text="Garden").locator("summary").click()
+    page.wait_for_selector("details.project[open] .conversation-link")
+    page.wait_for_timeout(200)
+    page.screenshot(path=OUT / f"sidebar-projects-{scheme}.png")
+    if scheme == "light":
+        page.goto(server.url + "/")
+        page.locator("details.project", has_text="Garden").locator("summary").click()
+        page.get_by_role("link", name="Open project").click()
+        page.wait_for_selector(".project-page")
+        page.screenshot(path=OUT / "project-page.png")
+        page.goto(server.url + "/settings/")
+        page.wait_for_timeout(200)
+        page.screenshot(path=OUT / "settings-shares.png")
+        page.get_by_role("link", name="Streaming SSE from Flask").first.click()
+        page.get_by_label("Conversation actions").click()
+        page.wait_for_timeout(200)
+        page.screenshot(path=OUT / "share-menu.png")
+    page.close()
+    anonymous = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+    shared = anonymous.new_page()
+    shared.goto(f"{server.url}/s/{share_id}")
+    shared.wait_for_selector("article.msg.assistant")
+    shared.screenshot(path=OUT / f"shared-{scheme}.png")
+    anonymous.close()
+    if scheme == "light":
+        phone = browser.new_context(
+            viewport={"width": 390, "height": 780}, color_scheme=scheme, device_scale_factor=2,
+            has_touch=True, is_mobile=True,
+        )  # fmt: skip
+        shared = phone.new_page()
+        shared.goto(f"{server.url}/s/{share_id}")
+        shared.wait_for_timeout(300)
+        shared.screenshot(path=OUT / "shared-phone.png")
+        phone.close()
 
 
 def tree_shots(page, scheme: str) -> None:
@@ -287,7 +364,7 @@ def main(only: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         server = Server(folder, WEBCHAT_DEMO_DELAY_MS="120")
-        seed(folder, server.env["WEBCHAT_DATABASE_URL"])
+        share_id = seed(folder, server.env["WEBCHAT_DATABASE_URL"])
         seed_imported(folder, server.env["WEBCHAT_DATABASE_URL"])
         server.start()
         try:
@@ -313,6 +390,7 @@ def main(only: str | None = None) -> None:
                     page.wait_for_timeout(200)
                     page.screenshot(path=OUT / f"conversation-{scheme}.png")
                     tree_shots(page, scheme)
+                    organise_shots(browser, server, ctx, scheme, share_id)
                     if scheme == "dark":
                         page.goto(server.url + "/search?q=stream+events")
                         page.wait_for_timeout(300)

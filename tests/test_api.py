@@ -335,10 +335,15 @@ def test_other_users_ids_are_404_on_every_route(app, api):
     own = new_conversation(other)["id"]
     theirs = send(other, own, "mine").get_json()["message"]["id"]
     wait_for_runs(app)
+    pid = api.post("/projects", json={"name": "Mine"}).get_json()["id"]
+    api.patch(f"/conversations/{cid}", json={"project_id": pid, "tags": ["secret"]})
+    share_id = api.post(f"/conversations/{cid}/shares", json={}).get_json()["id"]
     with app.app_context():
         before = db.session.execute(select(Message.id, Message.content, Message.parent_id)).all()
         conversations = db.session.execute(select(Conversation)).scalars().all()
-        before_conversations = {(c.id, c.title, c.active_message_id) for c in conversations}
+        before_conversations = {
+            (c.id, c.title, c.active_message_id, c.project_id) for c in conversations
+        }
     checks = [
         other.get(f"/conversations/{cid}"),
         other.patch(f"/conversations/{cid}", json={"title": "theirs"}),
@@ -365,6 +370,19 @@ def test_other_users_ids_are_404_on_every_route(app, api):
         other.get(f"/conversations/{own}/messages", query_string={"before": mid}),
         other.get(f"/conversations/{own}/messages", query_string={"leaf": mid}),
         other.get(f"/conversations/{own}/messages", query_string={"all": "true", "after": mid}),
+        # projects, tags and share links (issue 15)
+        other.get(f"/projects/{pid}"),
+        other.patch(f"/projects/{pid}", json={"name": "theirs"}),
+        other.delete(f"/projects/{pid}"),
+        other.get("/conversations", query_string={"project_id": pid}),
+        other.get("/conversations", query_string={"tag": "secret"}),
+        other.post("/conversations", json={"project_id": pid}),
+        other.patch(f"/conversations/{own}", json={"project_id": pid}),
+        other.post(f"/conversations/{cid}/shares", json={}),
+        other.patch(f"/shares/{share_id}", json={"refresh": True}),
+        other.delete(f"/shares/{share_id}"),
+        other.get("/search", query_string={"q": "secret", "project": pid}),
+        other.get("/search", query_string={"q": "secret", "tag": "secret"}),
     ]
     for response in checks:
         assert_error(response, 404, "not_found")
@@ -380,13 +398,18 @@ def test_other_users_ids_are_404_on_every_route(app, api):
     # nothing of the owner's (or anyone's) changed
     mine = api.get(f"/conversations/{cid}").get_json()
     assert mine["title"] == "mine" and len(mine["messages"]) == 2
+    assert mine["tags"] == ["secret"] and mine["project_id"] == pid
+    assert api.get(f"/projects/{pid}").get_json()["name"] == "Mine"
+    assert [s["id"] for s in api.get("/shares").get_json()["items"]] == [share_id]
     with app.app_context():
         assert (
             db.session.execute(select(Message.id, Message.content, Message.parent_id)).all()
             == before
         )
         conversations = db.session.execute(select(Conversation)).scalars().all()
-        assert {(c.id, c.title, c.active_message_id) for c in conversations} == before_conversations
+        assert {
+            (c.id, c.title, c.active_message_id, c.project_id) for c in conversations
+        } == before_conversations
     # and the other user's own routes work with their own ids
     assert (
         other.get(f"/conversations/{own}/messages", query_string={"leaf": theirs}).status_code
@@ -433,6 +456,16 @@ def test_openapi_document_lists_every_route(client):
         ("/api/v1/messages/{message_id}/feedback", "put"),
         ("/api/v1/conversations/{conversation_id}/active", "post"),
         ("/api/v1/models", "get"),
+        ("/api/v1/projects", "get"),
+        ("/api/v1/projects", "post"),
+        ("/api/v1/projects/{project_id}", "get"),
+        ("/api/v1/projects/{project_id}", "patch"),
+        ("/api/v1/projects/{project_id}", "delete"),
+        ("/api/v1/conversations/{conversation_id}/shares", "post"),
+        ("/api/v1/shares", "get"),
+        ("/api/v1/shares/{share_id}", "patch"),
+        ("/api/v1/shares/{share_id}", "delete"),
+        ("/api/v1/shared/{share_id}", "get"),
     }
     assert expected <= {(p, m) for p, ops in paths.items() for m in ops}
     edit = paths["/api/v1/messages/{message_id}/edit"]["post"]["responses"]

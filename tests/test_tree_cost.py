@@ -185,8 +185,19 @@ def test_tree_reads_do_the_same_work_at_100_and_10000_messages(make_app):
     client = app.test_client()
     sign_up(client)
     short, long = (seeded(app, "ada@example.com", size) for size in SIZES)  # both in the sidebar
-    small = operations(app, client, short)
-    large = operations(app, client, long)
+    assert_same_work(app, operations(app, client, short), operations(app, client, long))
+
+
+def assert_same_work(
+    app,
+    small: dict[str, Work],
+    large: dict[str, Work],
+    rows_slack: int = 0,
+    exempt: Callable[[str, int], bool] = lambda sql, work: False,
+) -> None:
+    """Each operation of ``large`` ran the same statements as in ``small``, its reads returned
+    at most ``rows_slack`` rows more, and no read's work grew past twice + 100 (unless
+    ``exempt(sql, work)``)."""
     assert small.keys() == large.keys()
     statements = {
         name: (len(small[name].statements), len(large[name].statements))
@@ -197,15 +208,15 @@ def test_tree_reads_do_the_same_work_at_100_and_10000_messages(make_app):
     rows = {
         name: (small[name].rows, large[name].rows)
         for name in small
-        if large[name].rows > small[name].rows
+        if large[name].rows > small[name].rows + rows_slack
     }
-    assert rows == {}, "operations whose reads return more rows in the longer conversation"
+    assert rows == {}, "operations whose reads return more rows in the larger case"
     with app.app_context():
         grown = {}
         for name in small:
             few, many = small[name].reads(), large[name].reads()
             assert set(few) == set(many), name  # the same reads
             for sql in few:
-                if many[sql] > 2 * few[sql] + 100:
+                if many[sql] > 2 * few[sql] + 100 and not exempt(sql, many[sql]):
                     grown[(name, sql)] = (few[sql], many[sql])
-    assert grown == {}, "reads whose work grows with the conversation"
+    assert grown == {}, "reads whose work grows with the size"

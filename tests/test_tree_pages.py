@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from webchat.extensions import db
-from webchat.models import Conversation, Message, Run
+from webchat.models import Conversation, Message, Project, Run, Share
 from webchat.providers import register
 from webchat.providers.base import Finish, ProviderError, TextDelta, ToolCall
 
@@ -338,10 +338,39 @@ def test_another_users_ids_are_404(app, client):
         for htmx in (False, True):
             response = post(other, f"/m/{reply.id}/{action}", data, htmx=htmx)
             assert response.status_code == 404, (action, htmx)
+    # the routes of projects, tags and share links (issue 15)
+    project = post(client, "/projects", {"name": "Mine"}).headers["Location"].rsplit("/", 1)[1]
+    post(client, f"/c/{cid}/tags", {"tags": "secret"})
+    share = post(client, f"/c/{cid}/shares", {"branches": "active"})
+    share_id = share.headers["Location"].split("shared=", 1)[1].split("#", 1)[0]
+    own = start_conversation(other, "b's own")
+    wait_for_runs(app)
+    before = count_messages(app)
+    for method, url, data in (
+        ("post", f"/c/{cid}/shares", {}),
+        ("post", f"/shares/{share_id}/update", {}),
+        ("post", f"/shares/{share_id}/revoke", {}),
+        ("get", f"/projects/{project}", None),
+        ("post", f"/projects/{project}", {"name": "theirs"}),
+        ("post", f"/projects/{project}/delete", {}),
+        ("post", f"/c/{cid}/project", {"project_id": ""}),
+        ("post", f"/c/{own}/project", {"project_id": project}),
+        ("post", f"/c/{cid}/tags", {"tags": "x"}),
+        ("post", "/c", {"content": "in yours", "project_id": project}),
+        ("get", f"/?project={project}", None),
+        ("get", "/?tag=secret", None),
+    ):
+        response = post(other, url, data) if method == "post" else other.get(url)
+        assert response.status_code == 404, url
+    assert other.get(f"/s/{share_id}").status_code == 200  # the link itself is for anyone
     assert count_messages(app) == before
     with app.app_context():
         assert db.session.get(Message, reply.id).feedback_rating is None
-        assert db.session.scalar(select(func.count()).select_from(Conversation)) == 1
+        assert db.session.scalar(select(func.count()).select_from(Conversation)) == 2
+        assert db.session.get(Share, share_id) is not None
+        assert db.session.get(Project, uuid.UUID(project)).name == "Mine"
+        assert db.session.get(Conversation, uuid.UUID(own)).project_id is None
+        assert [t.name for t in db.session.get(Conversation, uuid.UUID(cid)).tags] == ["secret"]
 
 
 def test_a_forked_failed_reply_can_be_retried(app, user_client):

@@ -3,7 +3,8 @@ events, prune old ones (``flask audit prune``).
 
 Events (``AuditEvent.event``): ``signin``, ``signin_failed``, ``signout``, ``password_changed``,
 ``password_reset``, ``signed_out_everywhere``, ``token_created``, ``token_revoked``, ``export``,
-``import``, ``account_deleted``, ``account_disabled``, ``account_enabled``, ``reset_link_created``.
+``import``, ``account_deleted``, ``account_disabled``, ``account_enabled``, ``reset_link_created``,
+``share_created``, ``share_revoked`` (a conversation's share link; detail: its conversation id).
 Each keeps the client's IP and user agent when it happens in a request. Kept
 ``AUDIT_RETENTION_DAYS`` days (0: for ever). Functions flush; callers commit.
 """

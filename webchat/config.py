@@ -70,6 +70,7 @@ class Defaults:
     SEND_LIMIT = "20 per minute"  # messages sent (replies started) per user
     API_LIMIT = "600 per minute"  # API requests per token (or user)
     IMPORT_LIMIT = "20 per hour"  # imports per user
+    SHARE_LIMIT = "30 per hour"  # share links created per user
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI: str | None = None  # None → REDIS_URL, else memory://
     PASSWORD_MIN_CHARS = 8  # shortest password accepted (OWASP ASVS asks 12)

@@ -1,5 +1,5 @@
 """Database models: users, conversations, messages (one row each), segments of the message tree,
-runs and API tokens.
+runs, API tokens, projects, tags and share links.
 
 SQLAlchemy 2.x typed mappings. Every timestamp is stored as naive UTC and read back as an aware UTC
 ``datetime`` (:class:`UTCDateTime`), so SQLite and PostgreSQL behave the same. Primary keys of
@@ -21,13 +21,16 @@ from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     Uuid,
     text,
 )
@@ -44,7 +47,9 @@ else:
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 T = TypeVar("T")
-_HASHER = PasswordHasher()  # argon2id, RFC 9106's second recommended parameters
+_HASHER = PasswordHasher()
+SIDEBAR = "deleted_at IS NULL AND archived_at IS NULL"  # a conversation the sidebar lists
+LOOSE = SIDEBAR + " AND project_id IS NULL"  # argon2id, RFC 9106's second recommended parameters
 
 
 class Role:
@@ -174,10 +179,33 @@ class Conversation(Model):
             sqlite_where=text("deleted_at IS NULL AND archived_at IS NULL"),
             postgresql_where=text("deleted_at IS NULL AND archived_at IS NULL"),
         ),
+        Index(  # the sidebar's loose conversations, in no project (migration 0013)
+            "ix_conversations_loose",
+            "user_id",
+            "pinned",
+            "updated_at",
+            "id",
+            sqlite_where=text(LOOSE),
+            postgresql_where=text(LOOSE),
+        ),
+        Index(  # a project's conversations (migration 0013)
+            "ix_conversations_project",
+            "project_id",
+            "pinned",
+            "updated_at",
+            "id",
+            sqlite_where=text(SIDEBAR),
+            postgresql_where=text(SIDEBAR),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The project (folder) it is in, or None: a loose conversation (migration 0013).
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL", name="fk_conversations_project_id_projects"),
+        default=None,
+    )
     title: Mapped[str] = mapped_column(String(200), default="New chat")
     model: Mapped[str] = mapped_column(String(200), default="demo/echo")
     system_prompt: Mapped[str | None] = mapped_column(Text, default=None)
@@ -204,6 +232,93 @@ class Conversation(Model):
     usage: Mapped[dict | None] = mapped_column(JSONType, default=None)
 
     user: Mapped[User] = relationship()
+    tags: Mapped[list[Tag]] = relationship(
+        secondary="conversation_tags", order_by="Tag.name", lazy="select"
+    )
+
+
+class Project(Model):
+    """A user's named folder of conversations (migration 0013).
+
+    ``instructions`` are added to the system prompt of its conversations (after their own);
+    ``default_model`` is the model of a conversation started in it (None: the server's default).
+    Deleting a project moves its conversations out (``ON DELETE SET NULL``).
+    """
+
+    __tablename__ = "projects"
+    __table_args__ = (Index("ix_projects_user_name", "user_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    instructions: Mapped[str | None] = mapped_column(Text, default=None)
+    default_model: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Tag(Model):
+    """A user's free label for conversations, unique by ``name`` per user (migration 0013)."""
+
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_tags_user_name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+conversation_tags = Table(
+    "conversation_tags",
+    Model.metadata,
+    Column(
+        "conversation_id",
+        Uuid,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tag_id", Uuid, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_conversation_tags_tag", "tag_id", "conversation_id"),
+)
+
+
+class Share(Model):
+    """A read-only link to a snapshot of a conversation (migration 0013).
+
+    ``id`` is the link's secret: 32 URL-safe characters of ``secrets.token_urlsafe(24)`` (192
+    random bits). The snapshot copies no message: ``leaf_id`` is the active leaf when it was
+    taken, ``(cutoff_at, cutoff_id)`` the position of the conversation's newest message then,
+    and ``leaves`` (every branch only) the ids of the tree's leaves then. A message after the
+    cut-off is never shown until the owner updates the snapshot. ``include_tools``: tool calls
+    and results are shown; ``include_files``: stored for when attachments exist (none yet).
+    ``views`` counts page and JSON reads; past ``expires_at`` the link is a 404.
+    """
+
+    __tablename__ = "shares"
+    __table_args__ = (
+        Index("ix_shares_user_created", "user_id", "created_at"),
+        Index("ix_shares_conversation", "conversation_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    all_branches: Mapped[bool] = mapped_column(Boolean, default=False)
+    include_tools: Mapped[bool] = mapped_column(Boolean, default=True)
+    include_files: Mapped[bool] = mapped_column(Boolean, default=False)
+    leaf_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    cutoff_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    cutoff_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    leaves: Mapped[list | None] = mapped_column(JSONType, default=None)
+    views: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    conversation: Mapped[Conversation] = relationship()
 
 
 class Segment(Model):

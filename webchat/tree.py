@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, literal, or_, select, update
+from sqlalchemy import Table, bindparam, insert, literal, or_, select, tuple_, update
 from sqlalchemy.orm.util import identity_key
 
 from .extensions import db
@@ -444,32 +444,44 @@ class Siblings:
     next_id: uuid.UUID | None
 
 
-def siblings(messages: Iterable[Message]) -> dict[uuid.UUID, Siblings]:
+def siblings(
+    messages: Iterable[Message], until: tuple[datetime, uuid.UUID] | None = None
+) -> dict[uuid.UUID, Siblings]:
     """The :class:`Siblings` of each of ``messages``: one query for their parents' children
     (an index range on ``parent_id`` each), and one for the conversation's roots if any is a
-    root."""
+    root. ``until``: count only siblings at or before this ``(created_at, id)`` position (a
+    share's snapshot)."""
     messages = list(messages)
+
+    def upto(query: Any) -> Any:
+        if until is None:
+            return query
+        return query.where(tuple_(_messages.c.created_at, _messages.c.id) <= until)
+
     parent_ids = {m.parent_id for m in messages if m.parent_id is not None}
     groups: dict[uuid.UUID, list[uuid.UUID]] = {}
     if parent_ids:
         for row in db.session.execute(
-            select(_messages.c.id, _messages.c.parent_id)
-            .where(_messages.c.parent_id.in_(list(parent_ids)))
-            .order_by(_messages.c.parent_id, _messages.c.created_at, _messages.c.id)
+            upto(
+                select(_messages.c.id, _messages.c.parent_id).where(
+                    _messages.c.parent_id.in_(list(parent_ids))
+                )
+            ).order_by(_messages.c.parent_id, _messages.c.created_at, _messages.c.id)
         ):
             groups.setdefault(row.parent_id, []).append(row.id)
     roots: dict[uuid.UUID, list[uuid.UUID]] = {}  # a conversation's roots, by conversation
     for conversation_id in {m.conversation_id for m in messages if m.parent_id is None}:
         roots[conversation_id] = list(
             db.session.scalars(
-                select(_messages.c.id)
-                .join(_segments, _segments.c.id == _messages.c.segment_id)
-                .where(
-                    _segments.c.conversation_id == conversation_id,
-                    _segments.c.parent_segment_id.is_(None),
-                    _messages.c.depth == 0,
-                )
-                .order_by(_messages.c.created_at, _messages.c.id)
+                upto(
+                    select(_messages.c.id)
+                    .join(_segments, _segments.c.id == _messages.c.segment_id)
+                    .where(
+                        _segments.c.conversation_id == conversation_id,
+                        _segments.c.parent_segment_id.is_(None),
+                        _messages.c.depth == 0,
+                    )
+                ).order_by(_messages.c.created_at, _messages.c.id)
             )
         )
     out: dict[uuid.UUID, Siblings] = {}

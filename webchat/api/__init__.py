@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import auth, errors, porting, views  # noqa: F401  (they register the routes on bp)
+from . import auth, errors, organise, porting, views  # noqa: F401  (they register the routes on bp)
 from .base import bp, spec
 
 __all__ = ["bp", "spec", "init_app"]

@@ -14,11 +14,12 @@ from typing import Any, Literal
 from flask import current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..conversations import projects
 from ..errors import InvalidInput
 from ..porting import FORMATS, ImportReport, import_upload
 from ..porting.views import BULK_EXPORTS, conversation_download, download
 from ..search import BadCursor, Filters, search
-from ..search.query import MAX_LIMIT, MAX_OFFSET
+from ..search.query import MAX_LIMIT, MAX_OFFSET, organising_filters
 from .auth import current_api_user
 from .base import bp, documented, field_errors, query_args, responses, spec
 from .errors import fail
@@ -41,6 +42,8 @@ class SearchQuery(BaseModel):
     since: date = optional(description="Only from this day on (UTC).")
     until: date = optional(description="Only up to this day, included (UTC).")
     conversation: uuid.UUID = optional(description="Only in this conversation.")
+    project: uuid.UUID = optional(description="Only in this project's conversations.")
+    tag: str = optional(max_length=50, pattern=STORABLE, description="Only in tagged ones.")
     limit: int = Field(20, ge=1, le=MAX_LIMIT, description=f"Hits per page, 1–{MAX_LIMIT}.")
     cursor: str = optional(pattern=r"^[0-9]{1,4}$", description="next_cursor of the previous page.")
 
@@ -94,6 +97,7 @@ class BulkExportQuery(BaseModel):
     format: Literal["ndjson", "zip"] = Field(
         "ndjson", description="ndjson: a conversation document per line; zip: a JSON file each."
     )
+    project: uuid.UUID = optional(description="Only this project's conversations.")
 
 
 class ImportForm(BaseModel):
@@ -154,6 +158,7 @@ def search_messages():
             else None
         ),
         conversation_id=query.conversation,
+        **organising_filters(current_api_user(), query.project, query.tag),
     )
     try:
         results = search(
@@ -194,11 +199,13 @@ def export_conversation(conversation_id: uuid.UUID):
 @bp.get("/export")
 @documented(spec.validate(query=BulkExportQuery, resp=responses(200, None, 400), tags=["export"]))
 def export_all():
-    """Download every conversation of the caller (Trash excluded), streamed in bounded memory."""
+    """Download every conversation of the caller (Trash excluded; ``?project=``: one
+    project's), streamed in bounded memory."""
     query: BulkExportQuery = _validated(BulkExportQuery, request.args.to_dict())
     mimetype, extension, chunks = BULK_EXPORTS[query.format]
     user = current_api_user()
-    return download(chunks(user), mimetype, f"webchat-export.{extension}", user)
+    project = projects.project_for(user, query.project)
+    return download(chunks(user, project), mimetype, f"webchat-export.{extension}", user)
 
 
 @bp.url_value_preprocessor

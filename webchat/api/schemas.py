@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from typing_extensions import TypeAliasType
 
 from .. import tree
-from ..models import Conversation, Message, Role, Status
+from ..models import Conversation, Message, Project, Role, Share, Status
 
 STORABLE = r"^[^\u0000]*$"  # no NUL
 NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # and at least one visible character
@@ -56,6 +56,11 @@ Title = Annotated[
 ]
 ModelId = Annotated[str, StringConstraints(pattern=STORABLE, max_length=200)]
 Cursor = Annotated[str, StringConstraints(pattern=CURSOR)]
+TagName = Annotated[
+    str,
+    StringConstraints(pattern=NOT_BLANK, min_length=1, max_length=50),
+    AfterValidator(_storable),
+]
 # Any JSON value whose strings (keys too) are storable.
 JsonValue = TypeAliasType(
     "JsonValue",
@@ -312,12 +317,17 @@ class ConversationOut(BaseModel):
     active_message_id: uuid.UUID | None = Field(
         description="The leaf of the branch people read (null: no message yet)."
     )
+    project_id: uuid.UUID | None = Field(description="Its project, or null (none).")
+    tags: list[str] = Field(description="Its tags, by name.")
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def fields_of(cls, conversation: Conversation) -> dict[str, Any]:
+    def fields_of(cls, conversation: Conversation, tags: list[str] | None = None) -> dict[str, Any]:
+        """The fields of ``conversation``; ``tags`` when already read (else one query)."""
         return {
+            "project_id": conversation.project_id,
+            "tags": tags if tags is not None else [t.name for t in conversation.tags],
             "id": conversation.id,
             "title": conversation.title,
             "model": conversation.model,
@@ -333,8 +343,8 @@ class ConversationOut(BaseModel):
         }
 
     @classmethod
-    def of(cls, conversation: Conversation) -> ConversationOut:
-        return cls(**cls.fields_of(conversation))
+    def of(cls, conversation: Conversation, tags: list[str] | None = None) -> ConversationOut:
+        return cls(**cls.fields_of(conversation, tags))
 
 
 class UsageOut(BaseModel):
@@ -371,6 +381,9 @@ class ConversationQuery(BaseModel):
     limit: int = Field(50, ge=1, le=200, description="Conversations per page, 1–200.")
     cursor: Cursor = optional(description="next_cursor of the previous page.")
     archived: bool = Field(False, description="List the archived conversations instead.")
+    project_id: uuid.UUID = optional(description="Only the conversations of this project.")
+    loose: bool = Field(False, description="Only the conversations in no project.")
+    tag: TagName = optional(description="Only the conversations with this tag (404: no such tag).")
 
 
 class ConversationCreate(Body):
@@ -381,6 +394,11 @@ class ConversationCreate(Body):
     )
     system_prompt: Text | None = None
     metadata: Metadata = optional()
+    project_id: uuid.UUID | None = optional(
+        description="A project of yours (404 otherwise); its default model applies when no "
+        "model is given."
+    )
+    tags: list[TagName] = optional(description="Its tags (at most 20), created as needed.")
 
 
 class ConversationPatch(Body):
@@ -394,6 +412,8 @@ class ConversationPatch(Body):
         description="A model of GET /api/v1/models.", json_schema_extra=MODELS
     )
     system_prompt: Text | None = optional(description="null removes it.")
+    project_id: uuid.UUID | None = optional(description="Move it to a project; null: to none.")
+    tags: list[TagName] = optional(description="Replaces its tags (at most 20).")
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -407,3 +427,147 @@ class ModelOut(BaseModel):
 class ModelList(BaseModel):
     items: list[ModelOut]
     default: str = Field(description="The model of a conversation created without one.")
+
+
+# --- projects --------------------------------------------------------------------------------
+
+ProjectName = Annotated[
+    str,
+    StringConstraints(pattern=NOT_BLANK, min_length=1, max_length=100),
+    AfterValidator(_storable),
+]
+
+
+class ProjectOut(BaseModel):
+    """A project: a named folder of conversations."""
+
+    id: uuid.UUID
+    name: str
+    instructions: str | None = Field(description="Added to the system prompt of its conversations.")
+    default_model: str | None = Field(description="The model of new conversations in it.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, project: Project) -> ProjectOut:
+        return cls(
+            id=project.id,
+            name=project.name,
+            instructions=project.instructions,
+            default_model=project.default_model,
+            created_at=project.created_at,
+            updated_at=project.updated_at,
+        )
+
+
+class ProjectList(BaseModel):
+    items: list[ProjectOut]
+
+
+class ProjectCreate(Body):
+    name: ProjectName
+    instructions: Text | None = None
+    default_model: ModelId | None = Field(
+        default=None,
+        description="A model of GET /api/v1/models.",
+        json_schema_extra=dict(MODELS),
+    )
+
+
+class ProjectPatch(Body):
+    """Fields left out stay as they are."""
+
+    name: ProjectName = optional()
+    instructions: Text | None = optional(description="null removes them.")
+    default_model: ModelId | None = optional(
+        description="null: the server's default.", json_schema_extra=MODELS
+    )
+
+
+# --- share links -----------------------------------------------------------------------------
+
+
+class ShareOut(BaseModel):
+    """A share link: a read-only snapshot of a conversation, for anyone with ``url``."""
+
+    id: str = Field(description="The link's secret id: 192 random bits, URL-safe base64.")
+    url: str = Field(description="The shared page's absolute URL.")
+    json_url: str = Field(description="The shared conversation as JSON (no token needed).")
+    conversation_id: uuid.UUID
+    all_branches: bool
+    include_tools: bool
+    include_files: bool = Field(description="Stored; webchat has no attachments yet.")
+    views: int
+    expires_at: datetime | None
+    snapshot_at: datetime = Field(description="When the snapshot shown was taken.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, share: Share, url: str, json_url: str) -> ShareOut:
+        return cls(
+            id=share.id,
+            url=url,
+            json_url=json_url,
+            conversation_id=share.conversation_id,
+            all_branches=share.all_branches,
+            include_tools=share.include_tools,
+            include_files=share.include_files,
+            views=share.views,
+            expires_at=share.expires_at,
+            snapshot_at=share.updated_at,
+            created_at=share.created_at,
+        )
+
+
+class ShareList(BaseModel):
+    items: list[ShareOut]
+
+
+class ShareCreate(Body):
+    all_branches: bool = Field(False, description="Every branch, not only the active path.")
+    include_tools: bool = Field(True, description="Show tool calls and results.")
+    include_files: bool = Field(False, description="Stored for when attachments exist.")
+    expires_at: datetime | None = Field(None, description="ISO 8601; null: never expires.")
+
+
+class SharePatch(Body):
+    """Fields left out stay as they are; ``refresh`` takes a new snapshot."""
+
+    all_branches: bool = optional()
+    include_tools: bool = optional()
+    include_files: bool = optional()
+    expires_at: datetime | None = optional(description="null: never expires.")
+    refresh: bool = Field(False, description="Show the conversation as it is now.")
+
+
+class SharedQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=200, description="Messages per page, 1–200.")
+    before: uuid.UUID = optional(description="The messages before this one (next_cursor).")
+    leaf: uuid.UUID = optional(description="Every branch shared: the path through this message.")
+
+
+class SharedMessage(BaseModel):
+    """A message as a share shows it."""
+
+    id: uuid.UUID
+    parent_id: uuid.UUID | None
+    role: RoleName
+    content: str
+    tool_name: str | None
+    tool_call: Any
+    tool_result: Any
+    created_at: datetime
+
+
+class SharedConversation(BaseModel):
+    """A shared conversation: its title and the newest page of the shared path (oldest first);
+    ``next_cursor`` pages back (?before=)."""
+
+    title: str
+    all_branches: bool
+    snapshot_at: datetime
+    messages: list[SharedMessage]
+    has_more: bool
+    next_cursor: str | None

@@ -13,7 +13,7 @@ import uuid
 from flask import current_app, url_for
 
 from .. import tree
-from ..conversations import paging, services
+from ..conversations import paging, projects, services
 from ..conversations.services import NotFound
 from ..extensions import db
 from ..models import Conversation, Message, Run, Status
@@ -102,13 +102,17 @@ def openapi():
 def create_conversation():
     """Create a conversation (empty; send messages to it)."""
     body: ConversationCreate = json_body()
+    user = current_api_user()
     conversation = services.create_conversation(
-        current_api_user(),
+        user,
         title=body.title,
         model=body.model,
         system_prompt=body.system_prompt,
         meta=body.metadata,
+        project=projects.project_for(user, body.project_id),
     )
+    if body.tags:
+        projects.set_tags(conversation, body.tags)
     db.session.commit()
     return ConversationOut.of(conversation), 201
 
@@ -116,14 +120,29 @@ def create_conversation():
 @bp.get("/conversations")
 @spec.validate(query=ConversationQuery, resp=responses(200, ConversationList, 400))
 def list_conversations():
-    """The user's conversations, pinned first, then newest activity first (not in Trash)."""
+    """The user's conversations, pinned first, then newest activity first (not in Trash);
+    ``?project_id=`` one project's, ``?loose=true`` those in none, ``?tag=`` those tagged."""
     query: ConversationQuery = query_args()
+    user = current_api_user()
     cursor = paging.ConversationCursor.parse(query.cursor) if query.cursor else None
+    project: uuid.UUID | None | str = paging.ANY_PROJECT
+    if query.project_id is not None:
+        project = projects.project_for(user, query.project_id).id  # type: ignore[union-attr]
+    elif query.loose:
+        project = None
+    tag = None
+    if query.tag is not None:
+        try:
+            tag = projects.owned_tag(user, query.tag)
+        except NotFound:
+            fail(404, "No such tag.", fields={"tag": "No conversation of yours has it."})
     items, more = paging.conversations_page(
-        current_api_user(), limit=query.limit, cursor=cursor, archived=query.archived
+        user, limit=query.limit, cursor=cursor, archived=query.archived, project=project, tag=tag
     )
+    names = projects.tag_names(items)
     return ConversationList(
-        items=[ConversationOut.of(c) for c in items], next_cursor=str(more) if more else None
+        items=[ConversationOut.of(c, names[c.id]) for c in items],
+        next_cursor=str(more) if more else None,
     )
 
 
@@ -147,7 +166,8 @@ def get_conversation(conversation_id: uuid.UUID):
 @bp.patch("/conversations/<uuid:conversation_id>")
 @spec.validate(json=ConversationPatch, resp=responses(200, ConversationOut, 400, 404, 413))
 def update_conversation(conversation_id: uuid.UUID):
-    """Change a conversation's title, pinned, archived, metadata, model or system prompt."""
+    """Change a conversation's title, pinned, archived, metadata, model, system prompt,
+    project (``project_id``) or tags."""
     conversation = _conversation(conversation_id)
     patch: ConversationPatch = json_body()
     given = patch.model_fields_set
@@ -159,6 +179,10 @@ def update_conversation(conversation_id: uuid.UUID):
         services.set_archived(conversation, bool(patch.archived))
     if "metadata" in given:
         services.set_metadata(conversation, patch.metadata or {})
+    if "project_id" in given:
+        projects.move(conversation, projects.project_for(current_api_user(), patch.project_id))
+    if "tags" in given:
+        projects.set_tags(conversation, patch.tags or [])
     if "model" in given or "system_prompt" in given:
         services.update_settings(
             conversation,

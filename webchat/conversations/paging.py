@@ -25,7 +25,7 @@ from sqlalchemy import Select, select, tuple_
 from .. import tree
 from ..errors import InvalidInput
 from ..extensions import db
-from ..models import Conversation, Message, User
+from ..models import Conversation, Message, Tag, User, conversation_tags
 
 Key = tuple[datetime, uuid.UUID]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -248,27 +248,45 @@ class ConversationCursor:
             raise InvalidInput("This cursor is not one the server gave.", field=field) from None
 
 
+ANY_PROJECT = "any"
+SIDEBAR_PROJECTS = 10  # projects listed in the sidebar (all: the /projects page)
+SIDEBAR_TAGS = 12  # tags listed in the sidebar's filter
+
+
 def conversations_page(
     user: User,
     *,
     limit: int,
     cursor: ConversationCursor | None = None,
     archived: bool = False,
+    project: uuid.UUID | None | str = ANY_PROJECT,
+    tag: Tag | None = None,
 ) -> tuple[list[Conversation], ConversationCursor | None]:
     """Up to ``limit`` of the user's conversations after ``cursor`` (pinned first, then newest
     activity first), not in Trash, archived or not per ``archived``; and the cursor of the next
-    page, None at the end.
+    page, None at the end. ``project``: the id of a project of the user (its conversations),
+    None (the loose ones, in no project) or :data:`ANY_PROJECT`; ``tag``: only those carrying
+    this tag of the user.
 
     Pinned and unpinned conversations are read by two queries that each walk the index
-    ``(user_id, updated_at, id)`` in order, so a page costs ``limit`` rows however many
-    conversations the user has.
+    ``(user_id, updated_at, id)`` in order — ``ix_conversations_loose`` or
+    ``ix_conversations_project`` for the loose ones or one project's — so a page costs ``limit``
+    rows however many conversations the user has. A tag filter reads the tag's rows of
+    ``conversation_tags``.
     """
     rows: list[Conversation] = []
     for pinned in (True, False):
         if cursor is not None and pinned and not cursor.pinned:
             continue  # the cursor is among the unpinned: no pinned one is left
+        # A project's rows are its user's (the caller checked it is ``user``'s): by the project
+        # alone, so that only ``ix_conversations_project`` matches the query.
+        owner = (
+            Conversation.project_id == project
+            if project is not None and project != ANY_PROJECT
+            else Conversation.user_id == user.id
+        )
         query = select(Conversation).where(
-            Conversation.user_id == user.id,
+            owner,
             Conversation.deleted_at.is_(None),
             (
                 Conversation.archived_at.is_not(None)
@@ -277,6 +295,14 @@ def conversations_page(
             ),
             Conversation.pinned == pinned,
         )
+        if project is None:
+            query = query.where(Conversation.project_id.is_(None))
+        if tag is not None:
+            query = query.join(
+                conversation_tags,
+                (conversation_tags.c.conversation_id == Conversation.id)
+                & (conversation_tags.c.tag_id == tag.id),
+            )
         if cursor is not None and cursor.pinned == pinned:
             position = tuple_(Conversation.updated_at, Conversation.id)
             query = query.where(position < (cursor.updated_at, cursor.id))
@@ -294,14 +320,35 @@ def conversations_page(
     return rows, None
 
 
-def sidebar(user: User, cursor: str | None = None) -> dict:
-    """Template context of the sidebar on any page: ``{"conversations", "sidebar_more"}``, one
-    page of ``SIDEBAR_PAGE_SIZE`` conversations from ``cursor`` (the newest when None) and the
-    cursor of the next page (or None). Raises :class:`InvalidInput` for a malformed cursor."""
+def sidebar(user: User, cursor: str | None = None, tag: Tag | None = None) -> dict:
+    """Template context of the sidebar on any page: ``{"conversations", "sidebar_more",
+    "projects", "tags", "sidebar_tag"}``: one page of ``SIDEBAR_PAGE_SIZE`` loose conversations
+    (in no project; with ``tag``, every conversation carrying it) from ``cursor`` (the newest
+    when None), the cursor of the next page (or None), the user's first
+    :data:`SIDEBAR_PROJECTS` projects and :data:`SIDEBAR_TAGS` tags by name and whether there
+    are more (``more_projects``, ``more_tags``: the /projects page lists them all), so the
+    sidebar costs the same however many the user has; a project's conversations load when it is
+    opened. Raises :class:`InvalidInput` for a malformed cursor."""
     from flask import current_app
+
+    from .projects import projects_of, tags_of
 
     start = ConversationCursor.parse(cursor) if cursor else None
     conversations, more = conversations_page(
-        user, limit=current_app.config["SIDEBAR_PAGE_SIZE"], cursor=start
+        user,
+        limit=current_app.config["SIDEBAR_PAGE_SIZE"],
+        cursor=start,
+        project=ANY_PROJECT if tag is not None else None,
+        tag=tag,
     )
-    return {"conversations": conversations, "sidebar_more": more}
+    projects = projects_of(user, SIDEBAR_PROJECTS + 1)
+    tags = tags_of(user, SIDEBAR_TAGS + 1)
+    return {
+        "conversations": conversations,
+        "sidebar_more": more,
+        "projects": projects[:SIDEBAR_PROJECTS],
+        "more_projects": len(projects) > SIDEBAR_PROJECTS,
+        "tags": tags[:SIDEBAR_TAGS],
+        "more_tags": len(tags) > SIDEBAR_TAGS,
+        "sidebar_tag": tag,
+    }

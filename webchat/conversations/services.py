@@ -8,6 +8,7 @@ and :func:`owned_message`; another user's row is "not found". Functions flush; t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import bindparam, delete, exists, insert, select, text, update
 from .. import tree
 from ..errors import InvalidInput
 from ..extensions import db
-from ..models import Conversation, Message, Role, Run, Status, User, new_id, utcnow
+from ..models import Conversation, Message, Project, Role, Run, Status, User, new_id, utcnow
 from ..providers import available_models
 from ..rendering import render_markdown
 from ..streaming import runs
@@ -110,14 +111,21 @@ def create_conversation(
     model: str | None = None,
     system_prompt: str | None = None,
     meta: dict | None = None,
+    project: Project | None = None,
 ) -> Conversation:
-    """A new empty conversation of ``user`` (flush only)."""
+    """A new empty conversation of ``user`` (flush only), in ``project`` (one of the user's,
+    already checked) if given: its model is then ``model``, else the project's default model,
+    else the server's ``DEFAULT_MODEL``."""
     now = utcnow()
+    default = (project.default_model if project is not None else None) or current_app.config[
+        "DEFAULT_MODEL"
+    ]
     conversation = Conversation(
         id=new_id(),
         user_id=user.id,
+        project_id=project.id if project is not None else None,
         title=(title or "New chat").strip()[:200] or "New chat",
-        model=validate_model(model) or current_app.config["DEFAULT_MODEL"],
+        model=validate_model(model) or default,
         system_prompt=system_prompt or None,
         meta=meta or {},
         created_at=now,
@@ -371,9 +379,15 @@ def fork(user: User, message: Message) -> Conversation:
     return copy
 
 
-def copy_path(path: tree.Path, target: Conversation, batch: int = 1000) -> None:
+def copy_path(
+    path: tree.Path,
+    target: Conversation,
+    batch: int = 1000,
+    keep: Callable[[Message], bool] | None = None,
+) -> None:
     """Copy the messages of ``path`` (and the runs they belong to) into the empty conversation
-    ``target``, as one chain; its active leaf becomes the copy of the path's leaf."""
+    ``target``, as one chain; its active leaf becomes the copy of the path's last copied
+    message. ``keep``: copy only the messages it accepts (the chain closes over the others)."""
     run_ids: dict[uuid.UUID, uuid.UUID] = {}
     run_rows: list[dict[str, Any]] = []
     previous: uuid.UUID | None = None
@@ -383,6 +397,8 @@ def copy_path(path: tree.Path, target: Conversation, batch: int = 1000) -> None:
     for start in range(0, path.length, batch):
         rows: list[dict[str, Any]] = []
         for m in path.messages(start, start + batch - 1):
+            if keep is not None and not keep(m):
+                continue
             new = new_id()
             copied[m.id] = new
             row = {c.key: getattr(m, "meta" if c.key == "metadata" else c.key) for c in columns}
@@ -394,8 +410,9 @@ def copy_path(path: tree.Path, target: Conversation, batch: int = 1000) -> None:
                 row["run_id"] = run_ids[m.run_id]
             previous = new
             rows.append(row)
-        tree.place_rows(target.id, rows)
-        _insert_copies(rows, run_rows)
+        if rows:
+            tree.place_rows(target.id, rows)
+            _insert_copies(rows, run_rows)
     # A copied run answers the copy of its user message, starting at the copy of its first
     # message (retry and regenerate read them); set once the copies are in.
     links = [

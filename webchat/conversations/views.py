@@ -21,15 +21,17 @@ from htmx_flask import request  # flask's request, typed with .htmx
 from .. import htmx, tree
 from ..errors import InvalidInput
 from ..extensions import db
-from ..models import Conversation, Message, Run
+from ..models import Conversation, Message, Project, Run
 from ..providers import available_models
+from ..shares import services as share_links  # a module: it imports conversations too
 from ..streaming import runs, sse
 from ..usage.services import conversation_usage
-from . import paging, services, titles
+from . import paging, projects, services, titles
 from .formats import HtmlStreamFormat
 from .services import NotFound
 
 bp = Blueprint("conversations", __name__)
+SIDEBAR_PROJECT_ITEMS = 20  # conversations of a project listed in its sidebar entry
 
 
 def _conversation_or_404(conversation_id: str):
@@ -46,11 +48,12 @@ def _message_or_404(message_id: str):
         abort(404, "No such message.")
 
 
-def _composer_error(exc: InvalidInput, content: str | None, conversation=None):
+def _composer_error(exc: InvalidInput, content: str | None, conversation=None, project=None):
     """The composer again with the error inline (for htmx, retargeted at the composer)."""
     html = render_template(
         "conversations/_composer.html",
         conversation=conversation,
+        project=project,
         error=exc.message,
         content=content,
         models=available_models(),
@@ -62,18 +65,37 @@ def _composer_error(exc: InvalidInput, content: str | None, conversation=None):
 
 
 def _sidebar(cursor: str | None = None) -> dict:
-    """Template context of the sidebar: a page of conversations and the cursor of the next."""
+    """Template context of the sidebar: a page of loose conversations (or, with ``?tag=``, of
+    those carrying the tag) and the cursor of the next, the projects and tags. An unknown tag
+    is a 404."""
+    tag = None
+    if request.args.get("tag"):
+        try:
+            tag = projects.owned_tag(current_user, request.args["tag"])
+        except NotFound:
+            abort(404, "No such tag.")
     try:
-        return paging.sidebar(current_user, cursor)
+        return paging.sidebar(current_user, cursor, tag=tag)
     except InvalidInput:
         abort(400, "This list of conversations has changed; reload the page.")
+
+
+def _project_arg():
+    """The project of ``?project=`` / the form's ``project_id`` (None when blank); 404 for an
+    unknown or another user's."""
+    value = request.values.get("project_id") or request.args.get("project")
+    try:
+        return projects.project_for(current_user, value)
+    except InvalidInput:
+        abort(404, "No such project.")
 
 
 @bp.get("/")
 @login_required
 def index():
-    """The new-chat page: a welcome state and the composer. For htmx, ``?cursor=`` gives the
-    next page of the sidebar alone."""
+    """The new-chat page: a welcome state and the composer (``?project=``: a new chat in that
+    project). For htmx, ``?cursor=`` gives the next page of the sidebar alone; ``?tag=``
+    filters the sidebar by a tag."""
     cursor = request.args.get("cursor")
     if request.htmx and cursor:
         return htmx.vary(
@@ -81,7 +103,12 @@ def index():
         )
     return htmx.vary(
         make_response(
-            render_template("conversations/new.html", **_sidebar(cursor), models=available_models())
+            render_template(
+                "conversations/new.html",
+                **_sidebar(cursor),
+                models=available_models(),
+                project=_project_arg(),
+            )
         )
     )
 
@@ -89,14 +116,18 @@ def index():
 @bp.post("/c")
 @login_required
 def create():
-    """Start a conversation with its first message, then open it."""
+    """Start a conversation with its first message (in the project ``project_id``, if given),
+    then open it."""
     content = request.form.get("content")
+    project = _project_arg()
     try:
-        conversation = services.create_conversation(current_user, model=request.form.get("model"))
+        conversation = services.create_conversation(
+            current_user, model=request.form.get("model"), project=project
+        )
         _message, run = services.send_message(conversation, content)
     except InvalidInput as exc:
         db.session.rollback()
-        return _composer_error(exc, content)
+        return _composer_error(exc, content, project=project)
     db.session.commit()
     titles.launch(conversation, content or "", after=runs.launch(run.id))
     return _done(url_for(".show", conversation_id=conversation.id))
@@ -133,6 +164,18 @@ def show(conversation_id: str):
     return _page(conversation, window)
 
 
+def _project_items(conversation: Conversation) -> dict | None:
+    """The newest conversations of ``conversation``'s project, for its open entry in the
+    sidebar (None when it is in none)."""
+    if conversation.project_id is None:
+        return None
+    items, more = paging.conversations_page(
+        current_user, limit=SIDEBAR_PROJECT_ITEMS, project=conversation.project_id
+    )
+    project = db.session.get(Project, conversation.project_id)
+    return {"items": items, "more": more, "project": project}
+
+
 def _tree_context(messages: Iterable[Message]) -> dict:
     """What the message toolbars of a window need: each message's :class:`tree.Siblings` (one
     query for the window) and the models a reply can be regenerated with."""
@@ -150,6 +193,10 @@ def _page(conversation: Conversation, window: paging.Window, status: int = 200, 
         messages=window.messages,
         streaming=services.has_active_reply(conversation),
         usage=conversation_usage(conversation),
+        conversation_tags=[t.name for t in conversation.tags],
+        all_tags=projects.tags_of(current_user),
+        open_project_items=_project_items(conversation),
+        shares=share_links.shares_of(current_user, conversation),
         **_sidebar(),
         **_tree_context(window.messages),
         **extra,
@@ -572,3 +619,49 @@ def empty_trash():
     services.empty_trash(current_user)
     db.session.commit()
     return _done(url_for(".trash_index"))
+
+
+# --- Projects and tags (services in projects.py) ----------------------------------------------
+
+
+@bp.post("/c/<conversation_id>/project")
+@login_required
+def move(conversation_id: str):
+    """Move a conversation into the project ``project_id`` (blank: out of any project)."""
+    conversation = _conversation_or_404(conversation_id)
+    projects.move(conversation, _project_arg())
+    db.session.commit()
+    return _done(_back(url_for(".show", conversation_id=conversation.id)))
+
+
+@bp.post("/c/<conversation_id>/tags")
+@login_required
+def set_tags(conversation_id: str):
+    """Replace a conversation's tags with ``tags`` (comma-separated); htmx gets the tag editor
+    back, with the error inline for a bad tag."""
+    conversation = _conversation_or_404(conversation_id)
+    raw = request.form.get("tags", "")
+    try:
+        names = projects.set_tags(conversation, projects.parse_tags(raw))
+    except InvalidInput as exc:
+        db.session.rollback()
+        html = render_template(
+            "conversations/_tags.html",
+            conversation=conversation,
+            conversation_tags=[t.name for t in conversation.tags],
+            open_project_items=_project_items(conversation),
+            all_tags=projects.tags_of(current_user),
+            tags_value=raw,
+            error=exc.message,
+        )
+        return make_response(html, exc.status) if request.htmx else abort(exc.status, exc.message)
+    db.session.commit()
+    url = url_for(".show", conversation_id=conversation.id)
+    html = render_template(
+        "conversations/_tags.html",
+        conversation=conversation,
+        conversation_tags=names,
+        all_tags=projects.tags_of(current_user),
+        saved=True,
+    )
+    return _done(url, html)

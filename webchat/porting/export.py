@@ -9,7 +9,9 @@ The JSON document (``format`` ``"webchat.conversation"``, ``version`` 1)::
     {"format": "webchat.conversation", "version": 1, "exported_at": "<ISO 8601>",
      "conversation": {"id", "title", "model", "system_prompt", "metadata", "pinned",
                       "archived_at", "deleted_at", "created_at", "updated_at",
-                      "active_message_id"},
+                      "active_message_id", "usage",
+                      "project": {"name", "instructions", "default_model"} | null,
+                      "tags": ["<name>", ...]},
      "messages": [{every column of the message but conversation_id, segment_id, depth}, ...],
      "runs": [{every column of the run but conversation_id}, ...]}
 
@@ -17,7 +19,9 @@ Messages are oldest first; every branch of the tree is there (``parent_id``), an
 ``active_message_id`` is the leaf of the path the person reads. ``segment_id`` and ``depth``
 index the tree and are rebuilt on import. Times are ISO 8601 UTC with microseconds, ids are
 UUID strings, JSON columns are as stored; so :mod:`webchat.porting.native` re-imports a
-document exactly (the whole tree, its active leaf, feedback).
+document exactly (the whole tree, its active leaf, feedback). The project is exported by its
+fields, not its id (an import puts the conversation in the importer's project of that name,
+created if need be), and the tags by name.
 """
 
 from __future__ import annotations
@@ -37,14 +41,26 @@ from sqlalchemy.orm import Mapper
 
 from .. import tree
 from ..extensions import db
-from ..models import Conversation, Message, Role, Run, Segment, User, utcnow
+from ..models import (
+    Conversation,
+    Message,
+    Project,
+    Role,
+    Run,
+    Segment,
+    Tag,
+    User,
+    conversation_tags,
+    utcnow,
+)
 
 FORMAT = "webchat.conversation"
 VERSION = 1
 BATCH = 1_000  # rows read per query
 ZIP_FLUSH_BYTES = 256 * 1024  # compressed bytes buffered before a ZIP chunk is sent
 EXCLUDED: dict[type, set[str]] = {
-    Conversation: {"user_id", "message_count"},  # the owner is whoever imports; counts derive
+    # the owner is whoever imports; counts derive; the project goes by its fields ("project")
+    Conversation: {"user_id", "message_count", "project_id"},
     Message: {"conversation_id", "segment_id", "depth"},  # the tree's index: rebuilt on import
     Run: {"conversation_id"},
 }
@@ -104,11 +120,31 @@ def messages_of(conversation: Conversation) -> Iterator[Message]:
 
 def json_chunks(conversation: Conversation) -> Iterator[str]:
     """The conversation as one webchat JSON document, in pieces (one per message or run)."""
+    project = db.session.get(Project, conversation.project_id) if conversation.project_id else None
     head = {
         "format": FORMAT,
         "version": VERSION,
         "exported_at": utcnow().isoformat(),
-        "conversation": row_dict(conversation),
+        "conversation": {
+            **row_dict(conversation),
+            "project": (
+                {
+                    "name": project.name,
+                    "instructions": project.instructions,
+                    "default_model": project.default_model,
+                }
+                if project is not None
+                else None
+            ),
+            "tags": list(
+                db.session.scalars(
+                    select(Tag.name)
+                    .join(conversation_tags, conversation_tags.c.tag_id == Tag.id)
+                    .where(conversation_tags.c.conversation_id == conversation.id)
+                    .order_by(Tag.name)
+                )
+            ),
+        },
     }
     yield _dumps(head)[:-1] + ',"messages":['
     for i, message in enumerate(messages_of(conversation)):
@@ -258,16 +294,19 @@ def _turns(messages: Iterable[Message], heading: str) -> Iterator[str]:
             yield f"\n> {message.error}\n"
 
 
-def user_conversations(user: User) -> Iterator[Conversation]:
-    """The user's conversations not in Trash (archived included), oldest first, read in
-    batches of 100 and yielded detached (expunged, as :func:`_batches` does with messages);
-    the read transaction ends between conversations."""
+def user_conversations(user: User, project: Project | None = None) -> Iterator[Conversation]:
+    """The user's conversations not in Trash (archived included; only ``project``'s if given),
+    oldest first, read in batches of 100 and yielded detached (expunged, as :func:`_batches`
+    does with messages); the read transaction ends between conversations."""
     user_id = user.id  # the rollbacks below expire ``user``
+    project_id = project.id if project is not None else None
     after = None
     while True:
         query = select(Conversation).where(
             Conversation.user_id == user_id, Conversation.deleted_at.is_(None)
         )
+        if project_id is not None:
+            query = query.where(Conversation.project_id == project_id)
         if after is not None:
             query = query.where(tuple_(Conversation.created_at, Conversation.id) > after)
         order = (Conversation.created_at, Conversation.id)
@@ -313,13 +352,14 @@ class _Sink(io.RawIOBase):
         return data
 
 
-def zip_chunks(user: User) -> Iterator[bytes]:
-    """All of the user's conversations (not in Trash) as a ZIP of webchat JSON files, one per
-    conversation, produced as it is sent: at most one conversation's pieces and
-    :data:`ZIP_FLUSH_BYTES` of compressed output are held at a time."""
+def zip_chunks(user: User, project: Project | None = None) -> Iterator[bytes]:
+    """All of the user's conversations (not in Trash; ``project``'s alone if given) as a ZIP of
+    webchat JSON files, one per conversation, produced as it is sent: at most one
+    conversation's pieces and :data:`ZIP_FLUSH_BYTES` of compressed output are held at a
+    time."""
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for conversation in user_conversations(user):
+        for conversation in user_conversations(user, project):
             with archive.open(filename(conversation, "json"), "w", force_zip64=True) as member:
                 for piece in json_chunks(conversation):
                     member.write(piece.encode())
@@ -329,9 +369,10 @@ def zip_chunks(user: User) -> Iterator[bytes]:
     yield sink.take()
 
 
-def ndjson_chunks(user: User) -> Iterator[bytes]:
-    """All of the user's conversations as NDJSON: one webchat JSON document per line."""
-    for conversation in user_conversations(user):
+def ndjson_chunks(user: User, project: Project | None = None) -> Iterator[bytes]:
+    """All of the user's conversations (``project``'s alone if given) as NDJSON: one webchat
+    JSON document per line."""
+    for conversation in user_conversations(user, project):
         for piece in json_chunks(conversation):
             yield piece.encode()
         yield b"\n"

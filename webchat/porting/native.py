@@ -20,9 +20,12 @@ from typing import IO, Any
 from sqlalchemy import Uuid, insert, select
 
 from .. import tree
+from ..conversations import projects
 from ..db import begin_write
+from ..errors import InvalidInput
 from ..extensions import db
-from ..models import Conversation, Message, Run, User, UTCDateTime, new_id
+from ..models import Conversation, Message, Project, Run, User, UTCDateTime, new_id
+from ..providers import available_models
 from ..rendering import render_markdown
 from ..usage.services import usage_of
 from . import drafts
@@ -138,6 +141,43 @@ def _relink(
     return mapping
 
 
+def _organising(head: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    """The ``project`` fields and ``tags`` of a document's conversation (None and [] when an
+    export from before migration 0013 has none). Raises ``ValueError`` for malformed ones."""
+    project = head.get("project")
+    if project is not None and not (
+        isinstance(project, dict) and isinstance(project.get("name"), str)
+    ):
+        raise ValueError("project must be an object with a name")
+    tags = head.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ValueError("tags must be a list of strings")
+    try:
+        return project, projects.parse_tags(tags)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+def _project_named(user: User, fields: dict[str, Any] | None) -> Project | None:
+    """The user's project named as ``fields["name"]``, created from ``fields`` when they have
+    none of that name (a default model not offered here is left out)."""
+    if fields is None:
+        return None
+    name = " ".join(str(fields["name"]).split())
+    found = db.session.scalars(
+        select(Project).where(Project.user_id == user.id, Project.name == name).limit(1)
+    ).first()
+    if found is not None:
+        return found
+    model = fields.get("default_model")
+    return projects.create_project(
+        user,
+        name,
+        fields.get("instructions"),
+        model if isinstance(model, str) and model in available_models() else None,
+    )
+
+
 def import_document(user: User, doc: Any, label: str, report: ImportReport) -> None:
     """Import one conversation document for ``user`` (one commit), counting into ``report``;
     a malformed document goes into ``report.failed``."""
@@ -151,7 +191,9 @@ def import_document(user: User, doc: Any, label: str, report: ImportReport) -> N
         report.failed.append((label, f"version {doc.get('version')!r} is not supported"))
         return
     try:
-        conversation = _rows(Conversation, [doc.get("conversation")])[0]
+        head = doc.get("conversation")
+        conversation = _rows(Conversation, [head])[0]
+        project_fields, tag_list = _organising(head)
         messages = _rows(Message, doc.get("messages", []))
         runs = _rows(Run, doc.get("runs", []))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -183,7 +225,18 @@ def import_document(user: User, doc: Any, label: str, report: ImportReport) -> N
         row["conversation_id"] = conversation["id"]
     if "usage" not in conversation:  # an export from before migration 0009
         conversation["usage"] = usage_of(row.get("meta") for row in messages)
+    try:
+        project = _project_named(user, project_fields)
+    except InvalidInput as exc:
+        report.failed.append((label, f"malformed: project: {exc.message}"))
+        db.session.rollback()
+        return
+    conversation["project_id"] = project.id if project is not None else None
     db.session.execute(insert(Conversation), [{**conversation, "user_id": user.id}])
+    if tag_list:
+        imported = db.session.get(Conversation, conversation["id"])
+        assert imported is not None
+        projects.set_tags(imported, tag_list)
     ordered = drafts.parents_first(messages, lambda m: [m["id"]], lambda m: m.get("parent_id"))
     drafts.insert_rows(ordered, runs)
     if active is None and messages:

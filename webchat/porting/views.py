@@ -13,7 +13,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from .. import audit
-from ..conversations import paging
+from ..conversations import paging, projects
 from ..conversations import services as conversations
 from ..conversations.services import NotFound
 from ..errors import InvalidInput
@@ -94,13 +94,18 @@ def export_conversation(conversation_id: str):
 @bp.get("/export")
 @login_required
 def export_all():
-    """Download every conversation (Trash excluded): ``?format=zip`` (JSON files) or ``ndjson``."""
+    """Download every conversation (Trash excluded): ``?format=zip`` (JSON files) or ``ndjson``;
+    ``?project=<id>``: that project's alone."""
     kind = request.args.get("format", "zip")
     if kind not in BULK_EXPORTS:
         abort(400, "format must be zip or ndjson.")
     mimetype, extension, chunks = BULK_EXPORTS[kind]
     user = current_user._get_current_object()
-    return download(chunks(user), mimetype, f"webchat-export.{extension}", user)
+    try:
+        project = projects.project_for(user, request.args.get("project"))
+    except InvalidInput:
+        abort(404, "No such project.")
+    return download(chunks(user, project), mimetype, f"webchat-export.{extension}", user)
 
 
 @bp.route("/import", methods=["GET", "POST"])

@@ -42,7 +42,7 @@ from sqlalchemy import (
 
 from ..errors import InvalidInput
 from ..extensions import db
-from ..models import Conversation, Message, Role, Run, User
+from ..models import Conversation, Message, Role, Run, User, conversation_tags
 
 MAX_LIMIT = 100
 RANK_WINDOW = 10_000  # matches ranked at most: a broader query ranks its newest ones
@@ -75,6 +75,8 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     conversation_id: uuid.UUID | None = None
+    project_id: uuid.UUID | None = None  # a project of the user's (already checked)
+    tag_id: uuid.UUID | None = None  # a tag of the user's (already checked)
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,14 @@ def _filters(stmt: Select, user: User, filters: Filters) -> Select:
         )
     if filters.conversation_id is not None:
         stmt = stmt.where(search_docs.c.conversation_id == filters.conversation_id)
+    if filters.project_id is not None:
+        stmt = stmt.where(Conversation.project_id == filters.project_id)
+    if filters.tag_id is not None:
+        tagged = select(conversation_tags.c.conversation_id).where(
+            conversation_tags.c.tag_id == filters.tag_id,
+            conversation_tags.c.conversation_id == search_docs.c.conversation_id,
+        )
+        stmt = stmt.where(tagged.exists())
     return stmt
 
 
@@ -474,10 +484,33 @@ def _date(value: str | None, name: str) -> datetime | None:
     return day.replace(tzinfo=UTC)
 
 
-def parse_filters(args: Mapping[str, Any]) -> Filters:
+def organising_filters(
+    user: User, project: uuid.UUID | str | None, tag: str | None
+) -> dict[str, uuid.UUID | None]:
+    """``{"project_id", "tag_id"}`` of :class:`Filters` for the user's project (an id) and tag
+    (a name), None when not given. Raises :class:`InvalidInput` (404) for one not the user's."""
+    from ..conversations.projects import owned_project, owned_tag
+    from ..conversations.services import NotFound
+
+    out: dict[str, uuid.UUID | None] = {"project_id": None, "tag_id": None}
+    try:
+        if project:
+            out["project_id"] = owned_project(user, project).id
+    except NotFound:
+        raise InvalidInput("No such project.", field="project", status=404) from None
+    try:
+        if tag:
+            out["tag_id"] = owned_tag(user, tag).id
+    except NotFound:
+        raise InvalidInput("No such tag.", field="tag", status=404) from None
+    return out
+
+
+def parse_filters(args: Mapping[str, Any], user: User | None = None) -> Filters:
     """:class:`Filters` from request arguments: ``role`` (repeatable or comma-separated),
     ``model``, ``since`` and ``until`` (``YYYY-MM-DD``, both days included, UTC), ``conversation``
-    (an id). Raises :class:`InvalidInput` naming the field at fault."""
+    (an id); with ``user``, ``project`` (an id) and ``tag`` (a name) of theirs. Raises
+    :class:`InvalidInput` naming the field at fault (404 for another user's project or tag)."""
     getlist = getattr(args, "getlist", None)
     raw_roles = getlist("role") if getlist else [args.get("role") or ""]
     roles = tuple(r for value in raw_roles for r in str(value).split(",") if r)
@@ -498,6 +531,11 @@ def parse_filters(args: Mapping[str, Any]) -> Filters:
         since=since,
         until=until + timedelta(days=1) if until else None,
         conversation_id=conversation_id,
+        **(
+            organising_filters(user, args.get("project"), args.get("tag"))
+            if user is not None
+            else {}
+        ),
     )
 
 

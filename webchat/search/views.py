@@ -23,7 +23,7 @@ def index():
     q = request.args.get("q", "").strip()
     error, status, results = None, 200, Results()
     try:
-        filters = parse_filters(request.args)
+        filters = parse_filters(request.args, current_user)
         results = search(current_user, q, filters, cursor=request.args.get("cursor"))
     except (InvalidInput, BadCursor) as exc:
         filters = Filters()

@@ -1,6 +1,7 @@
-"""The settings page: the user's API tokens (one template serves the page and, for htmx, the
-tokens section alone: ``settings/_tokens.html``); the account: change the password, sign out
-everywhere, recent activity, delete the account (``settings/_account.html``)."""
+"""The settings page: the user's shared links (``settings/_shares.html``); API tokens (one
+template serves the page and, for htmx, the tokens section alone: ``settings/_tokens.html``);
+the account: change the password, sign out everywhere, recent activity, delete the account
+(``settings/_account.html``)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from ..conversations import paging
 from ..errors import InvalidInput, submit
 from ..extensions import db
 from ..models import ApiToken
+from ..shares.services import shares_of
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -67,6 +69,8 @@ def _account(**forms) -> dict:
         "delete_form": forms.get("delete_form") or DeleteAccountForm(formdata=None),
         "confirm_form": ConfirmForm(formdata=None),
         "events": audit.events_of(current_user),
+        "shares": shares_of(current_user),
+        "shared": request.args.get("shared"),
     }
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from .. import providers, tools, tree
 from ..extensions import db
-from ..models import Conversation, Message, Role, Run, Status, utcnow
+from ..models import Conversation, Message, Project, Role, Run, Status, utcnow
 from ..ops import metrics
 from ..providers.base import (
     ChatMessage,
@@ -107,15 +107,19 @@ def _tool_call_id(message: Message) -> str | None:
 
 
 def to_chat_messages(conversation: Conversation, messages: list[Message]) -> list[ChatMessage]:
-    """The provider's view of a history: system prompt first, failed empty replies left out.
+    """The provider's view of a history: system prompt first (the conversation's, then its
+    project's instructions), failed empty replies left out.
 
     Tool calls and results are paired by call id: a call without a stored result (a reply stopped
     between the two) loses its call, and a result without its call is left out, since both APIs
     refuse unpaired ones.
     """
     out: list[ChatMessage] = []
-    if conversation.system_prompt:
-        out.append(ChatMessage(role=Role.SYSTEM, content=conversation.system_prompt))
+    project = db.session.get(Project, conversation.project_id) if conversation.project_id else None
+    instructions = project.instructions if project is not None else None
+    system = "\n\n".join(part for part in (conversation.system_prompt, instructions) if part)
+    if system:
+        out.append(ChatMessage(role=Role.SYSTEM, content=system))
     answered = {_tool_call_id(m) for m in messages if m.role == Role.TOOL}
     called = {(m.tool_call or {}).get("id") for m in messages if m.role == Role.ASSISTANT}
     for m in messages:
