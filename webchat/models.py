@@ -66,6 +66,9 @@ class Status:
     ERROR = "error"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
+    # A run stopped in a stored state until a person allows or denies a tool call (webchat.mcp);
+    # neither active (no worker holds it, the reaper leaves it) nor final (it goes on).
+    AWAITING = "awaiting_approval"
     ACTIVE = (PENDING, STREAMING)
     FINAL = (COMPLETE, ERROR, CANCELLED, INTERRUPTED)
 
@@ -276,7 +279,7 @@ class Message(Model):
     tool_name: Mapped[str | None] = mapped_column(String(200), default=None)
     tool_call: Mapped[Any | None] = mapped_column(JSONType, default=None)
     tool_result: Mapped[Any | None] = mapped_column(JSONType, default=None)
-    status: Mapped[str] = mapped_column(String(16), default=Status.COMPLETE)
+    status: Mapped[str] = mapped_column(String(32), default=Status.COMPLETE)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     meta: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
     segment_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -325,7 +328,7 @@ class Run(Model):
         ForeignKey("messages.id", ondelete="SET NULL"), default=None
     )
     model: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
+    status: Mapped[str] = mapped_column(String(32), default=Status.PENDING)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)

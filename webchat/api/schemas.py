@@ -67,9 +67,11 @@ Metadata = Annotated[
     Field(description="Free-form JSON object of the client's own keys."),
 ]
 RoleName = Literal["user", "assistant", "system", "tool"]
-StatusName = Literal["pending", "streaming", "complete", "error", "cancelled", "interrupted"]
+StatusName = Literal[
+    "pending", "streaming", "complete", "error", "cancelled", "interrupted", "awaiting_approval"
+]
 assert set(RoleName.__args__) == set(Role.ALL)  # type: ignore[attr-defined]
-assert set(StatusName.__args__) == set(Status.ACTIVE + Status.FINAL)  # type: ignore[attr-defined]
+assert set(StatusName.__args__) == {*Status.ACTIVE, *Status.FINAL, Status.AWAITING}  # type: ignore[attr-defined]
 
 
 def optional(*, json_schema_extra: dict[str, Any] | None = None, **kwargs: Any) -> Any:
@@ -271,6 +273,15 @@ class Regenerate(Body):
         description="A model of GET /api/v1/models for this reply (default: the replaced "
         "reply's model, else the conversation's).",
         json_schema_extra=MODELS,
+    )
+
+
+class ApprovalIn(Body):
+    """A person's decision on a tool call awaiting approval."""
+
+    decision: Literal["allow", "allow_conversation", "deny"] = Field(
+        description="allow: run it; allow_conversation: run it and every later call of this "
+        "tool in the conversation without asking; deny: do not run it (the model is told)."
     )
 
 

@@ -16,6 +16,7 @@ from .. import tree
 from ..conversations import paging, services
 from ..conversations.services import NotFound
 from ..extensions import db
+from ..mcp import approval
 from ..models import Conversation, Message, Run, Status
 from ..providers import available_models
 from ..streaming import runs, sse
@@ -24,6 +25,7 @@ from .auth import current_api_user, public
 from .base import bp, documented, json_body, openapi_document, query_args, responses, spec
 from .errors import fail
 from .schemas import (
+    ApprovalIn,
     ConversationCreate,
     ConversationDetail,
     ConversationList,
@@ -290,6 +292,20 @@ def cancel(message_id: uuid.UUID):
     if run is None or run.status in Status.FINAL:
         fail(409, "This reply is not running.")
     runs.cancel(run.id)
+    return MessageResult(message=MessageOut.of(message)), 202
+
+
+@bp.post("/messages/<uuid:message_id>/approval")
+@spec.validate(json=ApprovalIn, resp=responses(202, MessageResult, 400, 404, 409))
+def approve(message_id: uuid.UUID):
+    """Decide on a tool call awaiting approval (a ``tool`` message of status
+    ``awaiting_approval``): ``allow`` runs it, ``allow_conversation`` also allows that tool for
+    the rest of the conversation, ``deny`` stores that the person declined. The reply continues
+    (202); follow it with ``GET /messages/{id}/stream``. 409 when the call is not waiting."""
+    body: ApprovalIn = json_body()
+    message = _message(message_id)
+    approval.decide(message, body.decision)
+    db.session.refresh(message)
     return MessageResult(message=MessageOut.of(message)), 202
 
 

@@ -74,7 +74,8 @@ class StoredMessage:
 
     @property
     def final(self) -> bool:
-        return self.status in Status.FINAL
+        """Sent whole: ended, or a tool call stored as awaiting approval."""
+        return self.status in Status.FINAL or self.status == Status.AWAITING
 
 
 @dataclass
@@ -180,7 +181,9 @@ class RunState:
 
     @property
     def final(self) -> bool:
-        return self.status in Status.FINAL
+        """The stream ends: the run ended, or it waits for a person's approval (a decision
+        starts it again; the page then follows it anew)."""
+        return self.status in Status.FINAL or self.status == Status.AWAITING
 
 
 _NOT_READ = 2**31 - 1  # a substr start past any text: the column is not read

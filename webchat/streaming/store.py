@@ -420,6 +420,20 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
     metrics.run_finished(status)
 
 
+def set_run_status(run_id: uuid.UUID, before: str, after: str) -> bool:
+    """Move the run from status ``before`` to ``after`` (a conditional update: False when it was
+    not ``before``), touch its heartbeat, commit and wake its readers."""
+    begin_write()
+    moved = db.session.execute(
+        update(_runs)
+        .where(_runs.c.id == run_id, _runs.c.status == before)
+        .values(status=after, heartbeat_at=utcnow())
+        .returning(_runs.c.id)
+    ).first()
+    _commit_and_wake(run_id)
+    return moved is not None
+
+
 def request_cancel(run_id: uuid.UUID) -> None:
     """Ask the run to stop; the executor sees it within one flush interval and ends it."""
     begin_write()
