@@ -143,7 +143,7 @@ def expire(app: Flask | None = None) -> int:
                 .where(
                     Run.status == Status.AWAITING,
                     Message.status == Status.AWAITING,
-                    Message.created_at < cutoff,
+                    Message.updated_at < cutoff,  # stored when it began to wait
                 )
             ).all()
             db.session.rollback()

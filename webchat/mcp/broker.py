@@ -139,10 +139,8 @@ class Broker:
                 return {"ok": True, "result": result.model_dump(mode="json", exclude_none=True)}
         except TimeoutError:
             self.drop(server)
-            return {
-                "ok": False,
-                "error": f"the server did not answer within {request.get('timeout_s')} s",
-            }
+            limit = float(request.get("timeout_s") or 30)
+            return {"ok": False, "error": f"the server did not answer within {limit:g} s"}
         except BaseException as exc:  # noqa: BLE001 - every failure is an answer
             if isinstance(exc, anyio.get_cancelled_exc_class()):
                 raise
