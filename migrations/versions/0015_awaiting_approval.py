@@ -7,8 +7,10 @@ Create Date: 2026-12-01 05:10:00
 A reply whose tool call waits for a person's approval is stored with run and message status
 ``awaiting_approval`` (webchat.mcp): ``status`` grows from VARCHAR(16) to VARCHAR(32). SQLite
 does not enforce a VARCHAR's length, so only PostgreSQL's columns change (batch mode, which
-would drop the messages' triggers, is not used). The downgrade first ends every waiting reply as
-``interrupted``, which fits the old width.
+would drop the messages' triggers, is not used). PostgreSQL refuses to change the type of a
+column a trigger's WHEN names (the search triggers of 0002/0010): those triggers are dropped and
+created again from their own stored definitions (``pg_get_triggerdef``). The downgrade first
+ends every waiting reply as ``interrupted``, which fits the old width.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -19,10 +21,27 @@ branch_labels = None
 depends_on = None
 
 
+def _set_width(length):
+    bind = op.get_bind()
+    for table in ('runs', 'messages'):
+        triggers = bind.execute(
+            sa.text(
+                "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
+                "WHERE tgrelid = CAST(:table AS regclass) AND NOT tgisinternal"
+            ),
+            {'table': table},
+        ).all()
+        triggers = [(name, sql) for name, sql in triggers if 'status' in sql]
+        for name, _sql in triggers:
+            op.execute(sa.text(f'DROP TRIGGER {name} ON {table}'))
+        op.alter_column(table, 'status', type_=sa.String(length), existing_nullable=False)
+        for _name, sql in triggers:
+            op.execute(sa.text(sql))
+
+
 def upgrade():
     if op.get_bind().dialect.name == 'postgresql':
-        for table in ('runs', 'messages'):
-            op.alter_column(table, 'status', type_=sa.String(32), existing_nullable=False)
+        _set_width(32)
 
 
 def downgrade():
@@ -33,5 +52,4 @@ def downgrade():
             )
         )
     if op.get_bind().dialect.name == 'postgresql':
-        for table in ('runs', 'messages'):
-            op.alter_column(table, 'status', type_=sa.String(16), existing_nullable=False)
+        _set_width(16)
