@@ -358,6 +358,8 @@ def test_other_users_ids_are_404_on_every_route(app, api):
         other.post(f"/messages/{rid}/regenerate", json={}),
         other.post(f"/messages/{rid}/fork"),
         other.put(f"/messages/{rid}/feedback", json={"rating": "down"}),
+        other.post(f"/messages/{rid}/approval", json={"decision": "allow"}),
+        other.patch(f"/conversations/{cid}", json={"tools": []}),
         # the owner's ids inside the other user's own conversation are no way in either
         send(other, own, "graft", parent_id=rid),
         other.post(f"/conversations/{own}/active", json={"message_id": rid}),
@@ -423,6 +425,7 @@ def test_openapi_document_lists_every_route(client):
         ("/api/v1/messages/{message_id}/regenerate", "post"),
         ("/api/v1/messages/{message_id}/fork", "post"),
         ("/api/v1/messages/{message_id}/feedback", "put"),
+        ("/api/v1/messages/{message_id}/approval", "post"),
         ("/api/v1/conversations/{conversation_id}/active", "post"),
         ("/api/v1/models", "get"),
     }

@@ -394,3 +394,86 @@ def test_migration_0015_widens_status_and_downgrade_ends_waiting_replies(ctx):
     upgrade(directory=folder)
     assert db.session.get(Message, waiting_id).content == "hi"
     assert API  # the API prefix the approval route lives under
+
+
+def test_tool_picker_on_the_page_and_the_api_choose_the_servers(mcp_app, upstream):
+    """A conversation's tools: all servers by default; the settings form and PATCH choose
+    which; the model is offered only those servers' tools."""
+    app = mcp_app
+    api = Api(app, api_token(app))
+    conversation = api.post("/conversations", json={"model": MODEL}).get_json()
+    cid = conversation["id"]
+    assert conversation["tools"] == ["webchat", "time", "faulty", "web"]
+    bad = api.patch(f"/conversations/{cid}", json={"tools": ["time", "nope"]})
+    assert bad.status_code == 400 and "No tool server named 'nope'" in bad.get_data(as_text=True)
+    patched = api.patch(f"/conversations/{cid}", json={"tools": ["web", "time"]}).get_json()
+    assert patched["tools"] == ["time", "web"]
+    upstream.queue(answer_reply())
+    api.post(f"/conversations/{cid}/messages", json={"content": "Which tools?"})
+    wait_for_runs(app)
+    offered = {t["function"]["name"] for t in upstream.posts()[-1]["json"]["tools"]}
+    assert "time__get_current_time" in offered and "web__echo" in offered
+    assert not any(n.startswith("faulty__") for n in offered) and "calculate" not in offered
+    assert api.patch(f"/conversations/{cid}", json={"tools": None}).get_json()["tools"] == [
+        "webchat",
+        "time",
+        "faulty",
+        "web",
+    ]
+
+    client = app.test_client()
+    sign_up(client, "eve@example.com")
+    page_cid = send(client, "hello", "demo/echo")
+    wait_for_runs(app)
+    page = client.get(f"/c/{page_cid}").get_data(as_text=True)
+    assert 'name="tools" value="time" checked' in page
+    saved = post(
+        client,
+        f"/c/{page_cid}/settings",
+        {"model": "demo/echo", "system_prompt": "", "tools_shown": "1", "tools": ["webchat"]},
+        htmx=True,
+    )
+    assert saved.status_code == 200
+    html = saved.get_data(as_text=True)
+    assert 'value="webchat" checked' in html and 'value="time" checked' not in html
+    refused = post(
+        client,
+        f"/c/{page_cid}/settings",
+        {"model": "demo/echo", "system_prompt": "", "tools_shown": "1", "tools": ["bogus"]},
+        htmx=True,
+    )
+    assert refused.status_code == 400 and "No tool server named" in refused.get_data(as_text=True)
+    with app.app_context():
+        from webchat.models import Conversation
+
+        stored = db.session.get(Conversation, __import__("uuid").UUID(page_cid))
+        assert stored.meta["tools"] == ["webchat"]
+
+
+def test_settings_panel_and_cli_show_each_servers_state_and_no_secret(
+    make_app, tmp_path, http_server, monkeypatch
+):
+    monkeypatch.setenv("WEBCHAT_TEST_MCP_TOKEN", "s3cret-token")
+    path = write_config(tmp_path, http_server)
+    servers = json.loads(path.read_text())
+    servers["mcpServers"]["gone"] = {"command": "/nonexistent/mcp-server"}
+    path.write_text(json.dumps(servers))
+    app = make_app(MCP_CONFIG=str(path))
+    client = app.test_client()
+    sign_up(client)
+    page = client.get("/settings/").get_data(as_text=True)
+    assert 'hx-get="/settings/tools"' in page  # loaded after the page
+    panel = client.get("/settings/tools", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "time__get_current_time" in panel and "web__echo" in panel and "calculate" in panel
+    assert panel.count('class="badge ok"') == 4 and panel.count('class="badge failed"') == 1
+    assert "No such file or directory" in panel
+    assert "s3cret" not in panel
+    result = app.test_cli_runner().invoke(args=["mcp", "list"])
+    assert result.exit_code == 0, result.output
+    assert "time (stdio:" in result.output and "- connected" in result.output
+    assert "  time__get_current_time  [ask]" in result.output
+    assert "  web__big  [never]" in result.output
+    assert "gone (stdio: /nonexistent/mcp-server) - failed: RuntimeError" in result.output
+    assert "s3cret" not in result.output
+    if "webchat.mcp.broker" in app.extensions:
+        app.extensions["webchat.mcp.broker"].close()

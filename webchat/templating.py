@@ -122,6 +122,17 @@ def tojson_pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+def tool_choices(conversation: Any) -> list[tuple[str, bool]]:
+    """``(server name, enabled)`` for each tool server, for the conversation's tool picker."""
+    from flask import current_app
+
+    from .mcp import registry
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    enabled = set(registry.conversation_tools(app, conversation))
+    return [(name, name in enabled) for name in registry.server_names(app)]
+
+
 def init_app(app: Flask) -> None:
     """Register the filters."""
     app.jinja_env.filters.update(
@@ -132,4 +143,5 @@ def init_app(app: Flask) -> None:
         usage_text=usage_text,
         usd=usd,
         tojson_pretty=tojson_pretty,
+        tool_choices=tool_choices,
     )

@@ -323,12 +323,22 @@ class ConversationOut(BaseModel):
     active_message_id: uuid.UUID | None = Field(
         description="The leaf of the branch people read (null: no message yet)."
     )
+    tools: list[str] = Field(
+        description="The tool servers whose tools the model may call, by name: 'webchat' (the "
+        "built-in tools) and the operator's MCP servers; by default all of them."
+    )
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def fields_of(cls, conversation: Conversation) -> dict[str, Any]:
+        from flask import current_app
+
+        from ..mcp import registry
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
         return {
+            "tools": registry.conversation_tools(app, conversation),
             "id": conversation.id,
             "title": conversation.title,
             "model": conversation.model,
@@ -405,6 +415,10 @@ class ConversationPatch(Body):
         description="A model of GET /api/v1/models.", json_schema_extra=MODELS
     )
     system_prompt: Text | None = optional(description="null removes it.")
+    tools: list[Annotated[str, Field(max_length=64)]] | None = optional(
+        description="The tool servers the model may use (see ConversationOut.tools); null "
+        "goes back to the default, all of them."
+    )
 
 
 # --- models ----------------------------------------------------------------------------------

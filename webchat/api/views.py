@@ -17,6 +17,7 @@ from ..conversations import paging, services
 from ..conversations.services import NotFound
 from ..extensions import db
 from ..mcp import approval
+from ..mcp import registry as mcp_registry
 from ..models import Conversation, Message, Run, Status
 from ..providers import available_models
 from ..streaming import runs, sse
@@ -149,7 +150,8 @@ def get_conversation(conversation_id: uuid.UUID):
 @bp.patch("/conversations/<uuid:conversation_id>")
 @spec.validate(json=ConversationPatch, resp=responses(200, ConversationOut, 400, 404, 413))
 def update_conversation(conversation_id: uuid.UUID):
-    """Change a conversation's title, pinned, archived, metadata, model or system prompt."""
+    """Change a conversation's title, pinned, archived, metadata, model, system prompt or
+    tools (the tool servers its model may use)."""
     conversation = _conversation(conversation_id)
     patch: ConversationPatch = json_body()
     given = patch.model_fields_set
@@ -161,6 +163,8 @@ def update_conversation(conversation_id: uuid.UUID):
         services.set_archived(conversation, bool(patch.archived))
     if "metadata" in given:
         services.set_metadata(conversation, patch.metadata or {})
+    if "tools" in given:
+        mcp_registry.set_conversation_tools(current_app, conversation, patch.tools)
     if "model" in given or "system_prompt" in given:
         services.update_settings(
             conversation,

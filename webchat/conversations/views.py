@@ -255,6 +255,12 @@ def update_settings(conversation_id: str):
     try:
         params = services.parse_params(raw) if any(k in request.form for k in fields) else None
         services.update_settings(conversation, **form, params=params)
+        if request.form.get("tools_shown"):
+            from ..mcp import registry
+
+            tools = request.form.getlist("tools")
+            every = set(tools) == set(registry.server_names(current_app))
+            registry.set_conversation_tools(current_app, conversation, None if every else tools)
     except InvalidInput as exc:
         db.session.rollback()
         if not request.htmx:

@@ -149,12 +149,18 @@ def config_path(app: Flask) -> Path:
 def load(app: Flask) -> list[ServerConfig]:
     """The operator's servers, in the file's order; none when the file does not exist.
 
-    Read on every call (a few hundred bytes), so an edit takes effect without a restart. Raises
-    :class:`ConfigError` for a file that is not valid JSON or not in the ``mcpServers`` format.
+    Parsed again when the file's modification time changes, so an edit takes effect without a
+    restart. Raises :class:`ConfigError` for a file that is not valid JSON or not in the
+    ``mcpServers`` format.
     """
     path = config_path(app)
-    if not path.exists():
+    try:
+        stamp = (str(path), path.stat().st_mtime_ns)
+    except OSError:
         return []
+    cached = app.extensions.get("webchat.mcp.config")
+    if cached is not None and cached[0] == stamp:
+        return list(cached[1])
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -162,4 +168,6 @@ def load(app: Flask) -> list[ServerConfig]:
     servers = data.get("mcpServers") if isinstance(data, dict) else None
     if not isinstance(servers, dict):
         raise ConfigError(f"{path}: expected an object with 'mcpServers'")
-    return [parse_server(name, spec) for name, spec in servers.items()]
+    parsed = [parse_server(name, spec) for name, spec in servers.items()]
+    app.extensions["webchat.mcp.config"] = (stamp, parsed)
+    return list(parsed)

@@ -120,6 +120,93 @@ def state(app: Flask, server: ServerConfig, *, fresh: bool = False) -> ServerSta
     return current
 
 
+def overview(app: Flask, *, fresh: bool = False) -> list[dict[str, Any]]:
+    """Every server of the registry for ``flask mcp list`` and the Settings panel: the
+    built-ins first, then the operator's, each ``{"name", "transport", "target", "connected",
+    "error", "tools": [{"name", "qualified", "policy", "description"}]}`` (no secrets, see
+    :meth:`ServerConfig.public`). A broken mcp.json is one entry with its error."""
+    rows: list[dict[str, Any]] = [
+        {
+            "name": BUILTIN,
+            "transport": "built-in",
+            "target": "webchat",
+            "env": [],
+            "headers": [],
+            "connected": bool(app.config["TOOLS_ENABLED"]),
+            "error": None if app.config["TOOLS_ENABLED"] else "TOOLS_ENABLED is false",
+            "tools": [
+                {"name": t["name"], "qualified": t["name"], "policy": "allow", **_about(t)}
+                for t in tools.definitions(app)
+            ],
+        }
+    ]
+    try:
+        configured = config.load(app)
+    except config.ConfigError as exc:
+        path = str(config.config_path(app))
+        failed = {"name": "mcp.json", "transport": "file", "target": path, "env": [], "headers": []}
+        return [*rows, {**failed, "connected": False, "error": str(exc), "tools": []}]
+    for server in configured:
+        current = state(app, server, fresh=fresh)
+        rows.append(
+            {
+                **server.public(),
+                "connected": current.connected,
+                "error": current.error,
+                "tools": [
+                    {
+                        "name": t.name,
+                        "qualified": t.qualified,
+                        "policy": server.policy(t.name),
+                        **_about({"description": t.description}),
+                    }
+                    for t in current.tools
+                ],
+            }
+        )
+    return rows
+
+
+def _about(definition: dict[str, Any]) -> dict[str, str]:
+    text = (definition.get("description") or "").strip().split("\n")[0]
+    return {"description": text[:200]}
+
+
+def server_names(app: Flask) -> list[str]:
+    """The names a conversation's tools may list: the built-ins, then the operator's servers."""
+    return [BUILTIN, *(server.name for server in servers(app))]
+
+
+def conversation_tools(app: Flask, conversation: Conversation) -> list[str]:
+    """The servers ``conversation`` may use, by name: its ``metadata.tools`` (those still
+    configured), or by default every server (see :func:`server_names`)."""
+    names = server_names(app)
+    enabled = enabled_servers(conversation)
+    return names if enabled is None else [n for n in names if n in enabled]
+
+
+def set_conversation_tools(app: Flask, conversation: Conversation, names: list[str] | None) -> None:
+    """Enable the servers ``names`` for ``conversation`` (None: back to the default, every
+    server). Flush only. Raises :class:`webchat.errors.InvalidInput` (400, field ``tools``)
+    for a name that is not a server."""
+    from ..errors import InvalidInput
+    from ..extensions import db
+
+    meta = {k: v for k, v in (conversation.meta or {}).items() if k != "tools"}
+    if names is not None:
+        known = server_names(app)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise InvalidInput(
+                f"No tool server named {', '.join(map(repr, unknown))}; "
+                f"the servers are {', '.join(known)}.",
+                field="tools",
+            )
+        meta["tools"] = [n for n in known if n in names]
+    conversation.meta = meta
+    db.session.flush()
+
+
 def enabled_servers(conversation: Conversation) -> list[str] | None:
     """The server names a conversation enables (``metadata.tools``), None for the default
     (the built-ins and all of the operator's servers)."""

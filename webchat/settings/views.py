@@ -168,3 +168,17 @@ def revoke_token(token_id: int):
     if request.htmx:
         return _page()
     return redirect(url_for(".index"), 303)
+
+
+@bp.get("/tools")
+@login_required
+def tool_servers():
+    """The tool servers section (``settings/_tools.html``): each server's state and tools."""
+    from ..mcp import registry
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not request.htmx:
+        return redirect(url_for(".index"))
+    return htmx.vary(
+        make_response(render_template("settings/_tools.html", servers=registry.overview(app)))
+    )
