@@ -5,11 +5,13 @@ Starts webchat on a throw-away SQLite database, fills one conversation with a re
 Markdown, code, a table and a tool call — a prompt in two versions and a reply in three, so the
 message toolbar shows ‹ n/m › — and captures the conversation page in light and dark, on a desktop
 and a phone, the toolbar and its menus close up, the edit form, plus a reply mid-stream, search
-results and the sign-in page.
+results and the sign-in page; and an MCP tool call awaiting approval (the real mcp-server-time
+configured in the throw-away instance's mcp.json) and the Settings panel of tool servers.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -118,10 +120,29 @@ def tree_shots(page, scheme: str) -> None:
         page.wait_for_selector("article.msg.user")
 
 
+def approval_shots(page, url: str, scheme: str) -> None:
+    """A new chat whose demo reply asks mcp-server-time for the time in Tokyo and waits for the
+    person's Allow (approval-<scheme>.png), then the Settings panel of tool servers."""
+    page.goto(url + "/")
+    page.get_by_label("Message").fill('/mcp time__get_current_time {"timezone": "Asia/Tokyo"}')
+    page.get_by_label("Message").press("Enter")
+    page.wait_for_selector("section.approval", timeout=30_000)
+    page.mouse.move(5, 790)
+    page.wait_for_timeout(300)
+    page.screenshot(path=OUT / f"approval-{scheme}.png")
+    page.goto(url + "/settings/")
+    page.wait_for_selector(".tool-server", timeout=30_000)
+    page.locator("#tool-servers").scroll_into_view_if_needed()
+    page.wait_for_timeout(200)
+    page.screenshot(path=OUT / f"settings-tools-{scheme}.png")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        time_server = {"command": sys.executable, "args": ["-m", "mcp_server_time"]}
+        (folder / "mcp.json").write_text(json.dumps({"mcpServers": {"time": time_server}}))
         server = Server(folder, WEBCHAT_DEMO_DELAY_MS="120")
         seed(folder, server.env["WEBCHAT_DATABASE_URL"])
         server.start()
@@ -151,6 +172,9 @@ def main() -> None:
                     page.wait_for_timeout(200)
                     page.screenshot(path=OUT / f"conversation-{scheme}.png")
                     tree_shots(page, scheme)
+                    approval_shots(page, server.url, scheme)
+                    page.get_by_role("link", name="Streaming SSE from Flask").click()
+                    page.wait_for_selector("article.msg.assistant")
                     if scheme == "dark":
                         page.goto(server.url + "/search?q=stream+events")
                         page.wait_for_timeout(300)

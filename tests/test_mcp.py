@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from webchat.extensions import db
 from webchat.mcp import approval, config, registry
-from webchat.models import Message, Run, utcnow
+from webchat.models import McpServer, Message, Run, utcnow
 
 from .conftest import fixture_path, post, sign_up, wait_for_runs
 from .fakes.upstream import FakeUpstream, Reply, cassette_replies
@@ -477,3 +477,64 @@ def test_settings_panel_and_cli_show_each_servers_state_and_no_secret(
     assert "s3cret" not in result.output
     if "webchat.mcp.broker" in app.extensions:
         app.extensions["webchat.mcp.broker"].close()
+
+
+def test_users_add_http_servers_on_allowed_hosts_only(make_app, upstream, tmp_path, http_server):
+    app = make_app(
+        **upstream_config(upstream),
+        MCP_CONFIG=str(write_config(tmp_path)),
+        MCP_USER_HOSTS=["127.0.0.1"],
+    )
+    client = app.test_client()
+    sign_up(client)
+    refused = [
+        ({"name": "mine", "url": "http://evil.example/mcp"}, "allowed host (127.0.0.1)"),
+        ({"name": "mine", "url": "file:///etc/passwd"}, "allowed host"),
+        ({"name": "time", "url": http_server}, "named &#39;time&#39; already"),
+        ({"name": "bad_name", "url": http_server}, "1-32 letters"),
+    ]
+    for data, words in refused:
+        response = post(client, "/settings/tools", data, htmx=True)
+        assert response.status_code == 400 and words in response.get_data(as_text=True), data
+    with app.app_context():
+        from webchat.models import McpServer
+
+        assert db.session.scalars(select(McpServer)).all() == []
+    added = post(client, "/settings/tools", {"name": "mine", "url": http_server}, htmx=True)
+    assert added.status_code == 200
+    panel = added.get_data(as_text=True)
+    assert "mine__echo" in panel and "Remove" in panel
+    # the user's own conversations offer its tools, which ask before every call
+    upstream.queue(tool_call_reply("mine__echo", {"text": "own"}, "call_own"), answer_reply())
+    cid = send(client, "Echo own", MODEL)
+    wait_for_runs(app)
+    offered = {t["function"]["name"] for t in upstream.posts()[-1]["json"]["tools"]}
+    assert "mine__echo" in offered and "time__get_current_time" in offered
+    waiting = messages_of(app, cid)[-1]
+    assert waiting.status == "awaiting_approval" and waiting.meta["approval"]["server"] == "mine"
+    assert post(client, f"/m/{waiting.id}/approval", {"decision": "allow"}).status_code == 303
+    wait_for_runs(app)
+    assert messages_of(app, cid)[-2].content == "own"
+    # another user neither sees it nor removes it
+    other = app.test_client()
+    sign_up(other, "eve@example.com")
+    upstream.queue(answer_reply())
+    send(other, "Which tools?", MODEL)
+    wait_for_runs(app)
+    offered = {t["function"]["name"] for t in upstream.posts()[-1]["json"]["tools"]}
+    assert "time__get_current_time" in offered and not any(n.startswith("mine__") for n in offered)
+    with app.app_context():
+        server_id = db.session.scalars(select(McpServer.id)).one()
+    for htmx in (False, True):
+        assert post(other, f"/settings/tools/{server_id}/delete", htmx=htmx).status_code == 404
+    removed = post(client, f"/settings/tools/{server_id}/delete", htmx=True)
+    assert removed.status_code == 200 and "mine__echo" not in removed.get_data(as_text=True)
+    app.extensions["webchat.mcp.broker"].close()
+
+
+def test_without_allowed_hosts_users_add_no_server(app, client):
+    sign_up(client)
+    response = post(client, "/settings/tools", {"name": "x", "url": "http://127.0.0.1:1/mcp"})
+    assert response.status_code == 400
+    panel = client.get("/settings/tools", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Add a server of your own" not in panel

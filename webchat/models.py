@@ -354,6 +354,21 @@ class ApiToken(Model):
     user: Mapped[User] = relationship()
 
 
+class McpServer(Model):
+    """A Streamable HTTP MCP server a user added for their own conversations (migration 0015).
+    Only a name and a URL on a host of ``MCP_USER_HOSTS``: no command, no headers (secrets live
+    in the environment, never in the database)."""
+
+    __tablename__ = "mcp_servers"
+    __table_args__ = (Index("ix_mcp_servers_user_name", "user_id", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AuditEvent(Model):
     """A security event: sign-in (success, failure), sign-out, password change or reset,
     sessions revoked, token created or revoked, export, import, account deleted, admin actions.

@@ -130,7 +130,8 @@ def tool_choices(conversation: Any) -> list[tuple[str, bool]]:
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     enabled = set(registry.conversation_tools(app, conversation))
-    return [(name, name in enabled) for name in registry.server_names(app)]
+    names = registry.server_names(app, conversation.user_id)
+    return [(name, name in enabled) for name in names]
 
 
 def init_app(app: Flask) -> None:

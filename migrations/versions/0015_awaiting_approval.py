@@ -1,4 +1,4 @@
-"""runs and messages: the status awaiting_approval (17 characters) fits
+"""runs and messages: the status awaiting_approval (17 characters) fits; mcp_servers
 
 Revision ID: 0015
 Revises: 0011
@@ -11,6 +11,8 @@ would drop the messages' triggers, is not used). PostgreSQL refuses to change th
 column a trigger's WHEN names (the search triggers of 0002/0010): those triggers are dropped and
 created again from their own stored definitions (``pg_get_triggerdef``). The downgrade first
 ends every waiting reply as ``interrupted``, which fits the old width.
+
+``mcp_servers``: the Streamable HTTP MCP servers users add for themselves (a name and a URL).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -42,9 +44,22 @@ def _set_width(length):
 def upgrade():
     if op.get_bind().dialect.name == 'postgresql':
         _set_width(32)
+    op.create_table(
+        'mcp_servers',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('user_id', sa.Integer(), nullable=False),
+        sa.Column('name', sa.String(length=32), nullable=False),
+        sa.Column('url', sa.Text(), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_mcp_servers_user_name', 'mcp_servers', ['user_id', 'name'], unique=True)
 
 
 def downgrade():
+    op.drop_index('ix_mcp_servers_user_name', table_name='mcp_servers')
+    op.drop_table('mcp_servers')
     for table in ('runs', 'messages'):
         op.execute(
             sa.text(

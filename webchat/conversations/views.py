@@ -259,7 +259,7 @@ def update_settings(conversation_id: str):
             from ..mcp import registry
 
             tools = request.form.getlist("tools")
-            every = set(tools) == set(registry.server_names(current_app))
+            every = set(tools) == set(registry.server_names(current_app, conversation.user_id))
             registry.set_conversation_tools(current_app, conversation, None if every else tools)
     except InvalidInput as exc:
         db.session.rollback()

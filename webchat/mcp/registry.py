@@ -18,11 +18,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
+from sqlalchemy import select
 
 from .. import tools
-from ..models import Conversation
+from ..errors import InvalidInput
+from ..extensions import db
+from ..models import Conversation, McpServer
 from ..ops import metrics
 from ..providers.base import ToolCall
 from . import config
@@ -85,12 +89,85 @@ class ServerState:
 
 
 def servers(app: Flask, user_id: int | None = None) -> list[ServerConfig]:
-    """The operator's servers (``mcp.json``); a broken file gives none (``flask mcp list``
-    says why)."""
+    """The operator's servers (``mcp.json``; a broken file gives none, ``flask mcp list`` says
+    why), then those user ``user_id`` added (:func:`add_user_server`)."""
     try:
-        return config.load(app)
+        found = config.load(app)
     except config.ConfigError:
-        return []
+        found = []
+    if user_id is not None:
+        taken = {server.name for server in found} | {BUILTIN}
+        found += [  # a host no longer allowed, or a name the operator took since, is left out
+            ServerConfig(row.name, url=row.url, owner_id=user_id)
+            for row in user_servers(user_id)
+            if row.name not in taken and host_allowed(app, row.url)
+        ]
+    return found
+
+
+def user_servers(user_id: int) -> list[McpServer]:
+    """The servers user ``user_id`` added, by name."""
+    return list(
+        db.session.scalars(
+            select(McpServer).where(McpServer.user_id == user_id).order_by(McpServer.name)
+        )
+    )
+
+
+def host_allowed(app: Flask, url: str) -> bool:
+    """True when ``url`` is http(s) on a host of ``MCP_USER_HOSTS`` (exactly, or a subdomain of
+    a ``*.example.com`` entry)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
+        return False
+    for allowed in app.config["MCP_USER_HOSTS"]:
+        allowed = str(allowed).lower()
+        if host == allowed or (allowed.startswith("*.") and host.endswith(allowed[1:])):
+            return True
+    return False
+
+
+def add_user_server(app: Flask, user_id: int, name: str, url: str) -> McpServer:
+    """Add a Streamable HTTP server ``name`` at ``url`` for user ``user_id`` (flush only).
+
+    Raises :class:`webchat.errors.InvalidInput` (400; field ``name`` or ``url``): a name that is
+    not 1-32 letters, digits or ``-``, or is taken (by the operator, the built-ins or the user);
+    a URL not on an allowed host (``MCP_USER_HOSTS``; none allowed: users add no servers); more
+    than ``MCP_USER_SERVERS`` servers. A user can never add a stdio command.
+    """
+    name, url = (name or "").strip(), (url or "").strip()
+    if not config.SERVER_NAME.match(name):
+        raise InvalidInput("A server name is 1-32 letters, digits or '-'.", field="name")
+    if name in server_names(app, user_id):
+        raise InvalidInput(f"There is a tool server named {name!r} already.", field="name")
+    if not app.config["MCP_USER_HOSTS"]:
+        raise InvalidInput("This server does not let users add tool servers.", field="url")
+    if len(url) > 2000 or not host_allowed(app, url):
+        hosts = ", ".join(app.config["MCP_USER_HOSTS"])
+        raise InvalidInput(
+            f"The URL must be http:// or https:// on an allowed host ({hosts}).", field="url"
+        )
+    if len(user_servers(user_id)) >= app.config["MCP_USER_SERVERS"]:
+        raise InvalidInput(
+            f"You have {app.config['MCP_USER_SERVERS']} servers, the most allowed.", field="name"
+        )
+    row = McpServer(user_id=user_id, name=name, url=url)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def remove_user_server(user_id: int, server_id: int) -> None:
+    """Remove user ``user_id``'s server ``server_id`` (flush only). Raises
+    :class:`webchat.conversations.services.NotFound` for another user's or no server."""
+    from ..conversations.services import NotFound
+
+    row = db.session.get(McpServer, server_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound("No such tool server.")
+    db.session.delete(row)
+    db.session.flush()
 
 
 def state(app: Flask, server: ServerConfig, *, fresh: bool = False) -> ServerState:
@@ -120,11 +197,14 @@ def state(app: Flask, server: ServerConfig, *, fresh: bool = False) -> ServerSta
     return current
 
 
-def overview(app: Flask, *, fresh: bool = False) -> list[dict[str, Any]]:
+def overview(
+    app: Flask, user_id: int | None = None, *, fresh: bool = False
+) -> list[dict[str, Any]]:
     """Every server of the registry for ``flask mcp list`` and the Settings panel: the
     built-ins first, then the operator's, each ``{"name", "transport", "target", "connected",
     "error", "tools": [{"name", "qualified", "policy", "description"}]}`` (no secrets, see
-    :meth:`ServerConfig.public`). A broken mcp.json is one entry with its error."""
+    :meth:`ServerConfig.public`), then user ``user_id``'s own (with their ``"id"``). A broken
+    mcp.json is one entry with its error."""
     rows: list[dict[str, Any]] = [
         {
             "name": BUILTIN,
@@ -141,16 +221,18 @@ def overview(app: Flask, *, fresh: bool = False) -> list[dict[str, Any]]:
         }
     ]
     try:
-        configured = config.load(app)
+        config.load(app)
     except config.ConfigError as exc:
         path = str(config.config_path(app))
         failed = {"name": "mcp.json", "transport": "file", "target": path, "env": [], "headers": []}
-        return [*rows, {**failed, "connected": False, "error": str(exc), "tools": []}]
-    for server in configured:
+        rows.append({**failed, "connected": False, "error": str(exc), "tools": []})
+    ids = {row.name: row.id for row in user_servers(user_id)} if user_id is not None else {}
+    for server in servers(app, user_id):
         current = state(app, server, fresh=fresh)
         rows.append(
             {
                 **server.public(),
+                "id": ids.get(server.name) if server.owner_id is not None else None,
                 "connected": current.connected,
                 "error": current.error,
                 "tools": [
@@ -172,15 +254,16 @@ def _about(definition: dict[str, Any]) -> dict[str, str]:
     return {"description": text[:200]}
 
 
-def server_names(app: Flask) -> list[str]:
-    """The names a conversation's tools may list: the built-ins, then the operator's servers."""
-    return [BUILTIN, *(server.name for server in servers(app))]
+def server_names(app: Flask, user_id: int | None = None) -> list[str]:
+    """The names a conversation's tools may list: the built-ins, the operator's servers, then
+    those user ``user_id`` added."""
+    return [BUILTIN, *(server.name for server in servers(app, user_id))]
 
 
 def conversation_tools(app: Flask, conversation: Conversation) -> list[str]:
     """The servers ``conversation`` may use, by name: its ``metadata.tools`` (those still
     configured), or by default every server (see :func:`server_names`)."""
-    names = server_names(app)
+    names = server_names(app, conversation.user_id)
     enabled = enabled_servers(conversation)
     return names if enabled is None else [n for n in names if n in enabled]
 
@@ -189,12 +272,9 @@ def set_conversation_tools(app: Flask, conversation: Conversation, names: list[s
     """Enable the servers ``names`` for ``conversation`` (None: back to the default, every
     server). Flush only. Raises :class:`webchat.errors.InvalidInput` (400, field ``tools``)
     for a name that is not a server."""
-    from ..errors import InvalidInput
-    from ..extensions import db
-
     meta = {k: v for k, v in (conversation.meta or {}).items() if k != "tools"}
     if names is not None:
-        known = server_names(app)
+        known = server_names(app, conversation.user_id)
         unknown = [n for n in names if n not in known]
         if unknown:
             raise InvalidInput(
