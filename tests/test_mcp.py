@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from webchat.extensions import db
 from webchat.mcp import approval, config, registry
-from webchat.models import McpServer, Message, Run, utcnow
+from webchat.models import Message, Run, utcnow
 
 from .conftest import fixture_path, post, sign_up, wait_for_runs
 from .fakes.upstream import FakeUpstream, Reply, cassette_replies
@@ -152,7 +152,8 @@ def test_namespaced_names_fit_what_providers_accept():
 def test_config_is_validated_and_secrets_stay_out_of_the_public_view(tmp_path, monkeypatch):
     monkeypatch.setenv("WEBCHAT_TEST_MCP_TOKEN", "s3cret-token")
     server = config.parse_server(
-        "web", {"url": "http://x/mcp", "headers": {"Authorization": "Bearer ${WEBCHAT_TEST_MCP_TOKEN}"}}
+        "web",
+        {"url": "http://x/mcp", "headers": {"Authorization": "Bearer ${WEBCHAT_TEST_MCP_TOKEN}"}},
     )
     assert server.resolved()["headers"] == {"Authorization": "Bearer s3cret-token"}
     assert "s3cret" not in json.dumps(server.public())
@@ -263,7 +264,9 @@ def test_api_deny_then_allow_for_the_conversation_over_http(mcp_app, upstream):
     assert "approval" not in messages[-2].meta
     # another user's id is a 404
     other = Api(app, api_token(app, "eve@example.com"))
-    assert other.post(f"/messages/{waiting.id}/approval", json={"decision": "deny"}).status_code == 404
+    assert (
+        other.post(f"/messages/{waiting.id}/approval", json={"decision": "deny"}).status_code == 404
+    )
 
 
 def test_a_call_waiting_too_long_expires_and_the_model_goes_on(mcp_app, upstream):

@@ -231,6 +231,7 @@ def approval(message_id: str):
 
     message = _message_or_404(message_id)
     status = 200
+    run: Run | None
     try:
         run = approvals.decide(message, request.form.get("decision", ""))
     except InvalidInput as exc:

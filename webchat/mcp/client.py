@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import threading
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from flask import Flask
 
@@ -68,7 +68,7 @@ class BrokerClient:
     def request(self, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Send ``payload`` (see :mod:`.broker`) and wait for its answer at most ``timeout_s``
         seconds plus a margin; a helper that does not answer gives ``{"ok": False, "error"}``."""
-        event, box = threading.Event(), {}
+        event, box = threading.Event(), cast(dict[str, Any], {})
         with self.lock:
             if self.process is None or self.process.poll() is not None:
                 self.process = self._start()

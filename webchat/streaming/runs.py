@@ -26,9 +26,9 @@ from sqlalchemy import select
 
 from .. import providers, tools, tree
 from ..extensions import db
-from ..models import Conversation, Message, Role, Run, Status, utcnow
 from ..mcp import approval
 from ..mcp import registry as mcp_registry
+from ..models import Conversation, Message, Role, Run, Status, utcnow
 from ..ops import metrics
 from ..providers.base import (
     ChatMessage,
