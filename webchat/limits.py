@@ -88,6 +88,8 @@ LIMITS: list[tuple[str, str, Callable[[], str], list[str] | None, bool, str]] = 
     ("api.send_message", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
     ("api.edit_message", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
     ("api.regenerate", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
+    ("conversations.approval", "SEND_LIMIT", _user, None, False, "You are sending too fast."),
+    ("api.approve", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
     ("porting.upload", "IMPORT_LIMIT", _user, ["POST"], False, "Too many imports."),
     ("api.import_conversations", "IMPORT_LIMIT", _api_caller, None, False, "Too many imports."),
 ]  # fmt: skip
