@@ -58,6 +58,15 @@ def answer_reply() -> Reply:
     return cassette_replies(fixture_path(*OPENAI_TOOLS))[1]
 
 
+def ask_model(app, client, upstream, tool: str, arguments: dict) -> tuple[str, list[Message]]:
+    """A new conversation whose replayed model calls ``tool`` with ``arguments`` (then answers);
+    returns its id and its messages once the run has stopped."""
+    upstream.queue(tool_call_reply(tool, arguments, f"call_{tool}"), answer_reply())
+    cid = send(client, f"Call {tool}", MODEL)
+    wait_for_runs(app)
+    return cid, messages_of(app, cid)
+
+
 def follow_up(client, cid: str, content: str) -> None:
     response = post(client, f"/c/{cid}/messages", {"content": content})
     assert response.status_code == 303, response.get_data(as_text=True)
@@ -273,10 +282,8 @@ def test_a_call_waiting_too_long_expires_and_the_model_goes_on(mcp_app, upstream
     app = mcp_app
     client = app.test_client()
     sign_up(client)
-    upstream.queue(tool_call_reply("web__echo", {"text": "late"}, "call_late"), answer_reply())
-    cid = send(client, "Echo late", MODEL)
-    wait_for_runs(app)
-    waiting = messages_of(app, cid)[-1]
+    cid, messages = ask_model(app, client, upstream, "web__echo", {"text": "late"})
+    waiting = messages[-1]
     assert approval.expire(app) == 0  # not old yet
     with app.app_context():  # as if it had waited past MCP_APPROVAL_EXPIRES_S
         past = utcnow() - timedelta(seconds=app.config["MCP_APPROVAL_EXPIRES_S"] + 1)
@@ -310,10 +317,9 @@ def test_server_faults_are_error_results_and_the_reply_goes_on(
     )
     client = app.test_client()
     sign_up(client)
-    upstream.queue(tool_call_reply(f"faulty__{tool}", arguments, "call_fault"), answer_reply())
-    cid = send(client, f"Call {tool}", MODEL)
-    wait_for_runs(app)
-    user, call, result, answer = messages_of(app, cid)
+    cid, (user, call, result, answer) = ask_model(
+        app, client, upstream, f"faulty__{tool}", arguments
+    )
     assert result.role == "tool" and expected in result.tool_result["error"]
     assert result.content.startswith("Error: ") and expected in result.content
     assert answer.status == "complete"
@@ -331,10 +337,8 @@ def test_large_results_are_cut_with_a_note_and_images_kept_as_parts(make_app, up
     )
     client = app.test_client()
     sign_up(client)
-    upstream.queue(tool_call_reply("faulty__big", {"chars": 5000}, "call_big"), answer_reply())
-    cid = send(client, "Big", MODEL)
-    wait_for_runs(app)
-    big = messages_of(app, cid)[2]
+    cid, messages = ask_model(app, client, upstream, "faulty__big", {"chars": 5000})
+    big = messages[2]
     assert big.content.startswith("0123456789" * 10)
     assert "[The result was cut: it had 5000 characters, only the first 100 are shown.]" in (
         big.content
@@ -357,12 +361,9 @@ def test_a_never_tool_is_refused_without_asking(mcp_app, upstream):
     app = mcp_app
     client = app.test_client()
     sign_up(client)
-    upstream.queue(tool_call_reply("web__big", {"chars": 5}, "call_never"), answer_reply())
-    cid = send(client, "Big", MODEL)
-    wait_for_runs(app)
-    result = messages_of(app, cid)[2]
-    assert "its policy is never" in result.tool_result["error"]
-    assert messages_of(app, cid)[-1].status == "complete"
+    _cid, messages = ask_model(app, client, upstream, "web__big", {"chars": 5})
+    assert "its policy is never" in messages[2].tool_result["error"]
+    assert messages[-1].status == "complete"
 
 
 def test_migration_0015_widens_status_and_downgrade_ends_waiting_replies(ctx):
