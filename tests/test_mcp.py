@@ -542,3 +542,31 @@ def test_without_allowed_hosts_users_add_no_server(app, client):
     assert response.status_code == 400
     panel = client.get("/settings/tools", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "Add a server of your own" not in panel
+
+
+def test_stopping_a_reply_that_awaits_approval_ends_it_without_the_call(mcp_app, upstream):
+    app = mcp_app
+    api = Api(app, api_token(app))
+    cid = api.post("/conversations", json={"model": MODEL}).get_json()["id"]
+    upstream.queue(tool_call_reply("web__echo", {"text": "never"}, "call_stop"), answer_reply())
+    reply = api.post(f"/conversations/{cid}/messages", json={"content": "Echo"}).get_json()
+    wait_for_runs(app)
+    waiting = messages_of(app, cid)[-1]
+    assert waiting.status == "awaiting_approval"
+    # sending, editing or regenerating meanwhile is refused: the call is decided first
+    refused = api.post(f"/conversations/{cid}/messages", json={"content": "and?"})
+    assert refused.status_code == 409 and "waiting for your approval" in refused.get_data(
+        as_text=True
+    )
+    stopped = api.post(f"/messages/{reply['reply']['id']}/cancel")
+    assert stopped.status_code == 202
+    messages = messages_of(app, cid)
+    assert [m.status for m in messages[-2:]] == ["cancelled", "cancelled"]
+    assert run_of(app, waiting.id).status == "cancelled"
+    again = api.post(f"/messages/{waiting.id}/approval", json={"decision": "allow"})
+    assert again.status_code == 409
+    assert len(upstream.posts()) == 1  # the model was not asked again
+    upstream.queue(answer_reply())
+    assert api.post(f"/conversations/{cid}/messages", json={"content": "Hi"}).status_code == 202
+    wait_for_runs(app)
+    assert messages_of(app, cid)[-1].status == "complete"

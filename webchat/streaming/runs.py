@@ -84,8 +84,11 @@ def launch(run_id: uuid.UUID, app: Flask | None = None) -> threading.Thread:
 
 
 def cancel(run_id: uuid.UUID) -> None:
-    """Ask a run to stop; it ends ``cancelled`` with its partial text kept."""
+    """Ask a run to stop; it ends ``cancelled`` with its partial text kept. A run awaiting a
+    person's approval (no executor holds it) ends at once, its call not run."""
     store.request_cancel(run_id)
+    if store.set_run_status(run_id, Status.AWAITING, Status.STREAMING):
+        store.finish(run_id, Status.CANCELLED)
 
 
 def history(message_id: uuid.UUID, limit: int = HISTORY_LIMIT) -> list[Message]:

@@ -402,7 +402,7 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
         tree.advance(last.conversation_id, last.id, closing.id)
         messages.append(closing)
     for message in messages:
-        if message.status in Status.ACTIVE:
+        if message.status in Status.ACTIVE or message.status == Status.AWAITING:
             message.status = status
             message.updated_at = now
         if message.content_html is None and message.role != Role.TOOL:
