@@ -166,6 +166,8 @@ def test_config_is_validated_and_secrets_stay_out_of_the_public_view(tmp_path, m
     )
     assert server.resolved()["headers"] == {"Authorization": "Bearer s3cret-token"}
     assert "s3cret" not in json.dumps(server.public())
+    failure = "401 for Authorization: Bearer s3cret-token"
+    assert server.scrub(failure) == "401 for Authorization: Bearer ***"
     assert server.policy("anything") == "ask"
     for name, spec, words in [
         ("a__b", {"command": "x"}, "server name"),
@@ -244,6 +246,10 @@ def test_api_deny_then_allow_for_the_conversation_over_http(mcp_app, upstream):
     waiting = page["items"][-1]
     assert waiting["status"] == "awaiting_approval" and waiting["tool_name"] == "web__echo"
     assert waiting["metadata"]["approval"]["arguments"] == {"text": "one"}
+    stream = api.get(f"/messages/{sent.get_json()['reply']['id']}/stream").get_data(as_text=True)
+    done = json.loads(stream.split("event: done\n")[1].split("data: ", 1)[1].split("\n")[0])
+    assert done["status"] == "awaiting_approval"
+    assert done["message"]["status"] == "awaiting_approval"
     bad = api.post(f"/messages/{waiting['id']}/approval", json={"decision": "maybe"})
     assert bad.status_code == 400
     denied = api.post(f"/messages/{waiting['id']}/approval", json={"decision": "deny"})

@@ -89,6 +89,19 @@ class ServerConfig:
             "headers": {k: _expand(v) for k, v in self.headers.items()},
         }
 
+    def secrets(self) -> list[str]:
+        """The values the environment gives its ``${NAME}`` references (non-empty ones), so a
+        failure's text can be cleaned of them (see :func:`scrub`)."""
+        texts = [*self.env.values(), *self.headers.values(), self.url or ""]
+        names = {m.group(1) for text in texts for m in _VARIABLE.finditer(text)}
+        return [os.environ[n] for n in sorted(names) if os.environ.get(n)]
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret of :meth:`secrets` replaced by ``***``."""
+        for secret in self.secrets():
+            text = text.replace(secret, "***")
+        return text
+
 
 def _expand(value: str) -> str:
     return _VARIABLE.sub(lambda m: os.environ.get(m.group(1), ""), value)

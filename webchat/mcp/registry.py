@@ -191,7 +191,7 @@ def state(app: Flask, server: ServerConfig, *, fresh: bool = False) -> ServerSta
         ]
         current = ServerState(server, found, None, now)
     else:
-        current = ServerState(server, [], str(answer.get("error") or "failed"), now)
+        current = ServerState(server, [], server.scrub(str(answer.get("error") or "failed")), now)
     with _cache_lock:
         cache[key] = current
     return current
@@ -354,9 +354,9 @@ def call(app: Flask, tool: McpTool, arguments: dict[str, Any]) -> tools.Outcome:
     elapsed = round((time.monotonic() - started) * 1000)
     if not answer.get("ok"):
         metrics.tool_called(tool.qualified, "error")
+        reason = tool.server.scrub(str(answer.get("error")))
         return tools.Outcome(
-            error=f"the MCP server {tool.server.name!r} failed: {answer.get('error')}",
-            duration_ms=elapsed,
+            error=f"the MCP server {tool.server.name!r} failed: {reason}", duration_ms=elapsed
         )
     result = answer.get("result") or {}
     text, parts = result_parts(result, app.config["MCP_RESULT_CHARS"])
