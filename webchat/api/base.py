@@ -193,15 +193,22 @@ def openapi_document() -> dict[str, Any]:
     """The OpenAPI document: spectree's (built once per process), with the ``text/event-stream``
     body of streams, which spectree cannot describe, bodies without required fields optional,
     and the model ids this server offers now as the ``enum`` of every model field (marked
-    ``x-webchat-enum: models`` in the schemas)."""
+    ``x-webchat-enum: models`` in the schemas), its tool servers that of every tool server name
+    (``x-webchat-enum: tool_servers``)."""
     document = copy.deepcopy(_document())
-    models = available_models()
+    from flask import current_app
+
+    from ..mcp import registry
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    enums = {"models": available_models(), "tool_servers": registry.server_names(app)}
     stack: list[Any] = [document]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            if node.pop("x-webchat-enum", None) == "models":
-                node["enum"] = models
+            tag = node.pop("x-webchat-enum", None)
+            if tag in enums:
+                node["enum"] = enums[tag]
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)

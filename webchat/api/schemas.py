@@ -22,6 +22,7 @@ STORABLE = r"^[^\u0000]*$"  # no NUL
 NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # and at least one visible character
 CURSOR = r"^[01]\.[0-9]{1,17}\.[0-9a-f]{32}$"  # webchat.conversations.paging.ConversationCursor
 MODELS = {"x-webchat-enum": "models"}  # webchat.api.base fills in the models offered now
+TOOL_SERVERS = {"x-webchat-enum": "tool_servers"}  # … and the operator's tool servers
 
 
 def _storable(value: Any, path: str = "") -> Any:
@@ -415,9 +416,12 @@ class ConversationPatch(Body):
         description="A model of GET /api/v1/models.", json_schema_extra=MODELS
     )
     system_prompt: Text | None = optional(description="null removes it.")
-    tools: list[Annotated[str, Field(max_length=64)]] | None = optional(
-        description="The tool servers the model may use (see ConversationOut.tools); null "
-        "goes back to the default, all of them."
+    tools: list[Annotated[str, Field(max_length=64, json_schema_extra=TOOL_SERVERS)]] | None = (
+        optional(
+            description="The tool servers the model may use (see ConversationOut.tools: 'webchat', "
+            "the operator's, and the user's own added in Settings); null goes back to the default, "
+            "all of them."
+        )
     )
 
 
