@@ -6,7 +6,8 @@ Markdown, code, a table and a tool call — a prompt in two versions and a reply
 message toolbar shows ‹ n/m › — and captures the conversation page in light and dark, on a desktop
 and a phone, the toolbar and its menus close up, the edit form, plus a reply mid-stream, search
 results and the sign-in page; and an MCP tool call awaiting approval (the real mcp-server-time
-configured in the throw-away instance's mcp.json) and the Settings panel of tool servers.
+configured in the throw-away instance's mcp.json), the conversation's tool picker and the Settings
+panel of tool servers.
 """
 
 from __future__ import annotations
@@ -130,6 +131,12 @@ def approval_shots(page, url: str, scheme: str) -> None:
     page.mouse.move(5, 790)
     page.wait_for_timeout(300)
     page.screenshot(path=OUT / f"approval-{scheme}.png")
+    if scheme == "light":  # the conversation settings with the tool picker
+        page.locator("#settings > summary").click()
+        page.wait_for_selector(".tool-picker")
+        page.wait_for_timeout(200)
+        page.screenshot(path=OUT / "tool-picker.png")
+        page.keyboard.press("Escape")
     page.goto(url + "/settings/")
     page.wait_for_selector(".tool-server", timeout=30_000)
     page.locator("#tool-servers").scroll_into_view_if_needed()
