@@ -372,6 +372,17 @@ def test_a_never_tool_is_refused_without_asking(mcp_app, upstream):
     assert messages[-1].status == "complete"
 
 
+def _trigger_names() -> list[str]:
+    from sqlalchemy import text
+
+    if db.engine.dialect.name == "postgresql":
+        query = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname"
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+    with db.engine.connect() as connection:
+        return list(connection.execute(text(query)).scalars())
+
+
 def test_migration_0015_widens_status_and_downgrade_ends_waiting_replies(ctx):
     from flask_migrate import downgrade, upgrade
     from sqlalchemy import inspect
@@ -385,8 +396,12 @@ def test_migration_0015_widens_status_and_downgrade_ends_waiting_replies(ctx):
     db.session.commit()
     message_id = conversation.id
     db.session.remove()
+    triggers = _trigger_names()
     downgrade(directory=folder, revision="0011")
+    assert "mcp_servers" not in inspect(db.engine).get_table_names()
     upgrade(directory=folder)
+    assert _trigger_names() == triggers  # those naming status were made again, the same
+    assert "mcp_servers" in inspect(db.engine).get_table_names()
     columns = {c["name"]: c for c in inspect(db.engine).get_columns("messages")}
     if db.engine.dialect.name == "postgresql":
         assert columns["status"]["type"].length == 32
