@@ -520,7 +520,8 @@ def test_users_add_http_servers_on_allowed_hosts_only(make_app, upstream, tmp_pa
     ]
     for data, words in refused:
         response = post(client, "/settings/tools", data, htmx=True)
-        assert response.status_code == 400 and words in response.get_data(as_text=True), data
+        assert response.status_code in (400, 403, 409), data
+        assert words in response.get_data(as_text=True), data
     with app.app_context():
         from webchat.models import McpServer
 
@@ -560,7 +561,7 @@ def test_users_add_http_servers_on_allowed_hosts_only(make_app, upstream, tmp_pa
 def test_without_allowed_hosts_users_add_no_server(app, client):
     sign_up(client)
     response = post(client, "/settings/tools", {"name": "x", "url": "http://127.0.0.1:1/mcp"})
-    assert response.status_code == 400
+    assert response.status_code == 403
     panel = client.get("/settings/tools", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "Add a server of your own" not in panel
 
@@ -591,3 +592,38 @@ def test_stopping_a_reply_that_awaits_approval_ends_it_without_the_call(mcp_app,
     assert api.post(f"/conversations/{cid}/messages", json={"content": "Hi"}).status_code == 202
     wait_for_runs(app)
     assert messages_of(app, cid)[-1].status == "complete"
+
+
+def test_api_lists_adds_and_removes_tool_servers(make_app, tmp_path, http_server, monkeypatch):
+    monkeypatch.setenv("WEBCHAT_TEST_MCP_TOKEN", "s3cret-token")
+    app = make_app(
+        MCP_CONFIG=str(write_config(tmp_path, http_server)), MCP_USER_HOSTS=["127.0.0.1"]
+    )
+    api = Api(app, api_token(app))
+    listed = api.get("/tool-servers").get_json()["items"]
+    assert [s["name"] for s in listed] == ["webchat", "time", "faulty", "web"]
+    web = listed[-1]
+    assert web["connected"] and web["transport"] == "http" and web["id"] is None
+    assert {k: v for k, v in web["tools"][0].items() if k != "description"} == {
+        "name": "echo",
+        "qualified": "web__echo",
+        "policy": "ask",
+    }
+    assert "s3cret" not in json.dumps(listed)
+    refused = api.post("/tool-servers", json={"name": "x", "url": "http://evil.example/mcp"})
+    assert refused.status_code == 403
+    taken = api.post("/tool-servers", json={"name": "time", "url": http_server})
+    assert taken.status_code == 409
+    assert api.post("/tool-servers", json={"name": "x", "command": "sh"}).status_code == 400
+    added = api.post("/tool-servers", json={"name": "mine", "url": http_server})
+    assert added.status_code == 201
+    mine = added.get_json()
+    assert (
+        mine["id"] and mine["connected"] and "mine__echo" in [t["qualified"] for t in mine["tools"]]
+    )
+    other = Api(app, api_token(app, "eve@example.com"))
+    assert "mine" not in [s["name"] for s in other.get("/tool-servers").get_json()["items"]]
+    assert other.delete(f"/tool-servers/{mine['id']}").status_code == 404
+    assert api.delete(f"/tool-servers/{mine['id']}").status_code == 204
+    assert api.delete(f"/tool-servers/{mine['id']}").status_code == 404
+    app.extensions["webchat.mcp.broker"].close()

@@ -34,8 +34,10 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 _ERRORS = {
     400: "Invalid input; details.fields names each field at fault.",
     401: "No credentials, or a bad or revoked token.",
+    403: "Not allowed here by the server's settings.",
     404: "No such id, or another user's.",
-    409: "Conflict: a reply of the conversation is still running.",
+    409: "Conflict: a reply of the conversation is still running (or a tool call awaits "
+    "approval), or the thing exists already.",
     413: "Body over MAX_CONTENT_LENGTH bytes, or a message over MAX_MESSAGE_CHARS characters.",
 }
 

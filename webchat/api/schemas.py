@@ -436,3 +436,40 @@ class ModelOut(BaseModel):
 class ModelList(BaseModel):
     items: list[ModelOut]
     default: str = Field(description="The model of a conversation created without one.")
+
+
+# --- tool servers ----------------------------------------------------------------------------
+
+
+class ToolOut(BaseModel):
+    name: str = Field(description="The tool's own name on its server.")
+    qualified: str = Field(description="The name the model calls it by: server__tool.")
+    policy: Literal["ask", "allow", "never"] = Field(
+        description="ask: a person approves each call; allow: always runs; never: refused."
+    )
+    description: str
+
+
+class ToolServerOut(BaseModel):
+    """A tool server as the user sees it: the built-ins, the operator's, their own."""
+
+    id: int | None = Field(description="The user's own server's id (to remove it); else null.")
+    name: str
+    transport: Literal["built-in", "stdio", "http", "file"]
+    target: str | None = Field(description="The command or URL (never an env or header value).")
+    connected: bool
+    error: str | None = Field(description="Why the server failed, when it did.")
+    tools: list[ToolOut]
+
+
+class ToolServerList(BaseModel):
+    items: list[ToolServerOut]
+
+
+class ToolServerCreate(Body):
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$", description="1-32 letters, digits or '-'."
+    )
+    url: str = Field(
+        max_length=2000, description="A Streamable HTTP MCP endpoint on an allowed host."
+    )

@@ -46,6 +46,9 @@ from .schemas import (
     SendMessage,
     SendResult,
     SetActive,
+    ToolServerCreate,
+    ToolServerList,
+    ToolServerOut,
     UsageOut,
 )
 from .stream import JsonStreamFormat
@@ -367,3 +370,39 @@ def list_models():
         items=[ModelOut(id=m, provider=m.split("/", 1)[0]) for m in available_models()],
         default=current_app.config["DEFAULT_MODEL"],
     )
+
+
+@bp.get("/tool-servers")
+@spec.validate(resp=responses(200, ToolServerList))
+def list_tool_servers():
+    """The tool servers the user's conversations may use, each connected or failed (and why),
+    with its tools and their approval policy: the built-ins ('webchat'), the operator's
+    instance/mcp.json, and the user's own."""
+    rows = mcp_registry.overview(current_app, current_api_user().id)
+    return ToolServerList(items=[ToolServerOut.model_validate(row) for row in rows])
+
+
+@bp.post("/tool-servers")
+@spec.validate(json=ToolServerCreate, resp=responses(201, ToolServerOut, 400, 403, 409))
+def add_tool_server():
+    """Add a Streamable HTTP MCP server of the user's own, on a host the operator allows
+    (``MCP_USER_HOSTS``); its tools ask before every call. 403 for a URL on another host (or
+    when no host is allowed), 409 for a name taken or too many servers."""
+    body: ToolServerCreate = json_body()
+    user = current_api_user()
+    row = mcp_registry.add_user_server(current_app, user.id, body.name, body.url)
+    db.session.commit()
+    listed = mcp_registry.overview(current_app, user.id)
+    return ToolServerOut.model_validate(next(r for r in listed if r.get("id") == row.id)), 201
+
+
+@bp.delete("/tool-servers/<int:server_id>")
+@spec.validate(resp=responses(204, None, 404))
+def remove_tool_server(server_id: int):
+    """Remove one of the user's own tool servers."""
+    try:
+        mcp_registry.remove_user_server(current_api_user().id, server_id)
+    except NotFound:
+        fail(404, "No such tool server.")
+    db.session.commit()
+    return "", 204

@@ -131,26 +131,35 @@ def host_allowed(app: Flask, url: str) -> bool:
 def add_user_server(app: Flask, user_id: int, name: str, url: str) -> McpServer:
     """Add a Streamable HTTP server ``name`` at ``url`` for user ``user_id`` (flush only).
 
-    Raises :class:`webchat.errors.InvalidInput` (400; field ``name`` or ``url``): a name that is
-    not 1-32 letters, digits or ``-``, or is taken (by the operator, the built-ins or the user);
-    a URL not on an allowed host (``MCP_USER_HOSTS``; none allowed: users add no servers); more
-    than ``MCP_USER_SERVERS`` servers. A user can never add a stdio command.
+    Raises :class:`webchat.errors.InvalidInput` (field ``name`` or ``url``): 400 for a name
+    that is not 1-32 letters, digits or ``-``; 409 for a name taken (by the operator, the
+    built-ins or the user) or more than ``MCP_USER_SERVERS`` servers; 403 for a URL not on an
+    allowed host (``MCP_USER_HOSTS``; none allowed: users add no servers). A user can never add
+    a stdio command.
     """
     name, url = (name or "").strip(), (url or "").strip()
     if not config.SERVER_NAME.match(name):
         raise InvalidInput("A server name is 1-32 letters, digits or '-'.", field="name")
     if name in server_names(app, user_id):
-        raise InvalidInput(f"There is a tool server named {name!r} already.", field="name")
+        raise InvalidInput(
+            f"There is a tool server named {name!r} already.", field="name", status=409
+        )
     if not app.config["MCP_USER_HOSTS"]:
-        raise InvalidInput("This server does not let users add tool servers.", field="url")
+        raise InvalidInput(
+            "This server does not let users add tool servers.", field="url", status=403
+        )
     if len(url) > 2000 or not host_allowed(app, url):
         hosts = ", ".join(app.config["MCP_USER_HOSTS"])
         raise InvalidInput(
-            f"The URL must be http:// or https:// on an allowed host ({hosts}).", field="url"
+            f"The URL must be http:// or https:// on an allowed host ({hosts}).",
+            field="url",
+            status=403,
         )
     if len(user_servers(user_id)) >= app.config["MCP_USER_SERVERS"]:
         raise InvalidInput(
-            f"You have {app.config['MCP_USER_SERVERS']} servers, the most allowed.", field="name"
+            f"You have {app.config['MCP_USER_SERVERS']} servers, the most allowed.",
+            field="name",
+            status=409,
         )
     row = McpServer(user_id=user_id, name=name, url=url)
     db.session.add(row)
@@ -163,7 +172,7 @@ def remove_user_server(user_id: int, server_id: int) -> None:
     :class:`webchat.conversations.services.NotFound` for another user's or no server."""
     from ..conversations.services import NotFound
 
-    row = db.session.get(McpServer, server_id)
+    row = db.session.get(McpServer, server_id) if 0 < server_id < 2**31 else None  # an INTEGER
     if row is None or row.user_id != user_id:
         raise NotFound("No such tool server.")
     db.session.delete(row)
@@ -207,6 +216,7 @@ def overview(
     mcp.json is one entry with its error."""
     rows: list[dict[str, Any]] = [
         {
+            "id": None,
             "name": BUILTIN,
             "transport": "built-in",
             "target": "webchat",
@@ -224,7 +234,7 @@ def overview(
         config.load(app)
     except config.ConfigError as exc:
         path = str(config.config_path(app))
-        failed = {"name": "mcp.json", "transport": "file", "target": path, "env": [], "headers": []}
+        failed = {"id": None, "name": "mcp.json", "transport": "file", "target": path}
         rows.append({**failed, "connected": False, "error": str(exc), "tools": []})
     ids = {row.name: row.id for row in user_servers(user_id)} if user_id is not None else {}
     for server in servers(app, user_id):
