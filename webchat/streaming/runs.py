@@ -432,6 +432,8 @@ def _resume(
     arguments = waiting.get("arguments") or {}
     call = ToolCall(waiting.get("call_id") or "", decided.tool_name or "", arguments)
     decision = waiting.get("decision")
+    decided_id = decided.id
+    db.session.rollback()  # hold no transaction while the tool runs
     if decision in ("allow", "allow_conversation"):
         tool = toolset.mcp.get(call.name)
         outcome = (
@@ -441,8 +443,6 @@ def _resume(
         )
     else:
         outcome = tools.Outcome(error=approval.declined_text(str(decision), app))
-    decided_id = decided.id
-    db.session.rollback()
     store.update_message(
         run_id,
         decided_id,
