@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test services lint bench clean
+.PHONY: run test install install-test services lint bench audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ bench: install-test services   # ~30 min in all; each line also runs alone (docs
 	$(BIN)/python -m bench.history --db sqlite,postgres
 	$(BIN)/python -m bench.search_bench --sizes 100000
 	$(BIN)/python -m bench.porting_bench
+
+scripts/lighthouse/node_modules/.installed: scripts/lighthouse/package-lock.json
+	cd scripts/lighthouse && npm ci --no-audit --no-fund
+	touch $@
+
+audit: install-test services scripts/lighthouse/node_modules/.installed   # Lighthouse, signed in, on a phone
+	$(BIN)/python scripts/audit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -5,9 +5,12 @@ Starts webchat on a throw-away SQLite database, fills one conversation with a re
 Markdown, code, a table and a tool call — a prompt in two versions and a reply in three, so the
 message toolbar shows ‹ n/m › — and captures the conversation page in light and dark, on a desktop
 and a phone, the toolbar and its menus close up, the edit form, plus a reply mid-stream, search
-results and the sign-in page; and an MCP tool call awaiting approval (the real mcp-server-time
+results and the sign-in page; an MCP tool call awaiting approval (the real mcp-server-time
 configured in the throw-away instance's mcp.json), the conversation's tool picker and the Settings
-panel of tool servers.
+panel of tool servers. Then the everyday shots (``everyday()``): the first-run page, the
+new-chat page at 360, 390, 768 and 1280 px, the drawer open on a phone, and an imported Claude
+Code session (../shared/fixtures/claude-code/coverage-test-fix.jsonl) read as tool steps, light
+and dark.
 """
 
 from __future__ import annotations
@@ -142,6 +145,89 @@ def approval_shots(page, url: str, scheme: str) -> None:
     page.locator("#tool-servers").scroll_into_view_if_needed()
     page.wait_for_timeout(200)
     page.screenshot(path=OUT / f"settings-tools-{scheme}.png")
+CLAUDE_SESSION = ROOT.parent / "shared" / "fixtures" / "claude-code" / "coverage-test-fix.jsonl"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def seed_imported(folder: Path, db_url: str) -> None:
+    """Import the Claude Code session fixture for ada@example.com (skipped when absent)."""
+    from webchat import create_app
+    from webchat.auth.services import find_user
+    from webchat.extensions import db
+    from webchat.porting import claude_code
+    from webchat.porting.report import ImportReport
+
+    if not CLAUDE_SESSION.exists():
+        return
+    app = create_app({"DATABASE_URL": db_url, "INSTANCE_PATH": str(folder), "SECRET_KEY": "x"})
+    with app.app_context():
+        user = find_user("ada@example.com")
+        assert user is not None
+        existing = claude_code.drafts.sources_of(user, "claude-code")
+        claude_code.import_path(user, CLAUDE_SESSION, ImportReport(format="claude-code"), existing)
+        db.session.commit()
+
+
+def everyday(browser, server, url: str) -> None:
+    """The first run, the new-chat page at four widths, the drawer, an imported session."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Server(Path(tmp)).start()
+        try:
+            for scheme, width in (("light", 390), ("dark", 1280)):
+                ctx = browser.new_context(viewport={"width": width, "height": 800},
+                                          color_scheme=scheme, device_scale_factor=1)  # fmt: skip
+                page = ctx.new_page()
+                page.goto(fresh.url + "/")
+                page.wait_for_timeout(300)
+                page.screenshot(path=OUT / f"first-run-{width}-{scheme}.png")
+                ctx.close()
+        finally:
+            fresh.stop()
+    for scheme in ("light", "dark"):
+        desktop = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+        page = desktop.new_page()
+        page.goto(url + "/login")
+        page.get_by_label("Email").fill("ada@example.com")
+        page.get_by_label("Password").fill("correct horse")
+        page.get_by_role("button", name="Sign in").click()
+        state = desktop.storage_state()
+        for width in (360, 390, 768, 1280):
+            if scheme == "dark" and width not in (390, 1280):
+                continue
+            phone = width < 1000
+            ctx = browser.new_context(
+                viewport={"width": width, "height": 800 if phone else 800}, color_scheme=scheme,
+                storage_state=state, device_scale_factor=2 if phone else 1,
+                has_touch=phone, is_mobile=phone,
+            )  # fmt: skip
+            page = ctx.new_page()
+            page.goto(url + "/")
+            page.wait_for_timeout(300)
+            page.screenshot(path=OUT / f"new-chat-{width}-{scheme}.png")
+            if CLAUDE_SESSION.exists() and width in (390, 1280):
+                link = page.locator("a.conversation-link", has_text="multiply_numbers").first
+                page.goto(url + str(link.get_attribute("href")))
+                page.wait_for_selector("details.tool-step")
+                steps = page.locator("details.tool-step")
+                steps.nth(1).locator("summary").click()
+                steps.nth(1).scroll_into_view_if_needed()
+                page.wait_for_timeout(300)
+                page.screenshot(path=OUT / f"tool-steps-{width}-{scheme}.png")
+            if width == 390 and scheme == "light":
+                page.goto(url + "/")
+                page.locator(".nav-button").click()
+                page.wait_for_timeout(400)
+                page.screenshot(path=OUT / "drawer-390-light.png")
+            ctx.close()
+        desktop.close()
 
 
 def main() -> None:
@@ -152,15 +238,14 @@ def main() -> None:
         (folder / "mcp.json").write_text(json.dumps({"mcpServers": {"time": time_server}}))
         server = Server(folder, WEBCHAT_DEMO_DELAY_MS="120")
         seed(folder, server.env["WEBCHAT_DATABASE_URL"])
+        seed_imported(folder, server.env["WEBCHAT_DATABASE_URL"])
         server.start()
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(
                     executable_path=CHROMIUM,
-                    args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update",
-                          "--disable-sync"],
-                )  # fmt: skip
+                    args=LAUNCH_ARGS,
+                )
                 for scheme in ("dark", "light"):  # light last: it sends a message
                     ctx = browser.new_context(
                         viewport={"width": 1280, "height": 800}, color_scheme=scheme
@@ -207,6 +292,7 @@ def main() -> None:
                         mpage.screenshot(path=OUT / "conversation-phone.png")
                         mobile.close()
                     ctx.close()
+                everyday(browser, server, server.url)
                 browser.close()
         finally:
             server.stop()

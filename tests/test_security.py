@@ -85,14 +85,14 @@ def test_cookies_without_https_are_plain_but_http_only(client):
 def test_https_behind_a_proxy_gives_hsts_and_secure_cookies(make_app):
     app = make_app(HTTPS=True, TRUSTED_PROXIES=1)
     client = app.test_client()
-    plain = client.get("/login")
+    plain = client.get("/signup")
     assert "Strict-Transport-Security" not in plain.headers  # not over HTTPS
-    secure = client.get("/login", headers={"X-Forwarded-Proto": "https"})
+    secure = app.test_client().get("/signup", headers={"X-Forwarded-Proto": "https"})
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
     assert "Secure" in secure.headers["Set-Cookie"] and "HttpOnly" in secure.headers["Set-Cookie"]
     # without a trusted proxy the header is not believed
     untrusting = make_app(HTTPS=True).test_client()
-    spoofed = untrusting.get("/login", headers={"X-Forwarded-Proto": "https"})
+    spoofed = untrusting.get("/signup", headers={"X-Forwarded-Proto": "https"})
     assert "Strict-Transport-Security" not in spoofed.headers
 
 

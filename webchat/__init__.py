@@ -26,13 +26,26 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    from . import cli, config, errors, limits, logs, providers, security, templating
+    from . import (
+        assets,
+        cli,
+        compression,
+        config,
+        errors,
+        limits,
+        logs,
+        providers,
+        security,
+        templating,
+    )
     from . import db as dbsetup
     from .extensions import csrf, db, htmx, login_manager, migrate
     from .streaming import notify, runs
 
     config.load_config(app, test_config)
     security.init_app(app)
+    compression.init_app(app)
+    assets.init_app(app)
     logs.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))

@@ -160,7 +160,21 @@
       box.appendChild(button);
     });
   }
-  document.addEventListener("htmx:load", function (e) { addCodeCopy(e.detail.elt); });
+  document.addEventListener("htmx:load", function (e) {
+    addCodeCopy(e.detail.elt);
+    focusableScrollers(e.detail.elt);
+  });
+
+  // A code block or table wider than the screen scrolls sideways: it takes the focus, so the
+  // keyboard can scroll it too (WCAG 2.1.1).
+  function focusableScrollers(root) {
+    if (!root || !root.querySelectorAll) return;
+    root.querySelectorAll("pre, table").forEach(function (el) {
+      if (el.scrollWidth > el.clientWidth + 1 && !el.hasAttribute("tabindex")) el.tabIndex = 0;
+    });
+  }
+  document.addEventListener("toggle", function (e) { focusableScrollers(e.target); }, true);
+  window.addEventListener("resize", function () { focusableScrollers(document.body); });
 
   // Switching to another version (‹ ›) swaps the messages area: keep the switched bubble where
   // the reader saw it, and the focus on the arrow they used. Other actions on the tree end at
@@ -219,6 +233,58 @@
     menu.querySelector("summary").focus();
   });
 
+  // Tool steps while a reply streams: a run of more than five consecutive steps (no text between
+  // them) folds under "N steps", as the server renders it after the reply (_reply_items.html).
+  var STEPS_FOLDED = 5;
+  function isStep(node) {
+    return node.nodeType === 1 && node.classList.contains("tool-step");
+  }
+  function isBlank(node) {
+    return node.nodeType === 3 && !node.textContent.trim();
+  }
+  function foldSteps(body) {
+    var run = [];
+    function flush() {
+      var group = run.length && run[0].classList.contains("tool-steps") ? run[0] : null;
+      var steps = run.filter(isStep);
+      var count = steps.length + (group ? group.querySelectorAll(".tool-step").length : 0);
+      if (count > STEPS_FOLDED) {
+        if (!group) {
+          group = document.createElement("details");
+          group.className = "tool-steps";
+          group.innerHTML = '<summary><span class="tool-steps-count"></span> steps</summary>'
+            + '<div class="tool-steps-body"></div>';
+          body.insertBefore(group, run[0]);
+        }
+        var inner = group.querySelector(".tool-steps-body");
+        steps.forEach(function (step) { inner.appendChild(step); });
+        group.querySelector(".tool-steps-count").textContent = String(count);
+      }
+      run = [];
+    }
+    Array.prototype.slice.call(body.childNodes).forEach(function (node) {
+      if (isStep(node) || (node.nodeType === 1 && node.classList.contains("tool-steps"))) {
+        if (node.classList.contains("tool-steps")) flush();
+        run.push(node);
+      } else if (!isBlank(node)) {
+        flush();
+      }
+    });
+    flush();
+  }
+  document.addEventListener("htmx:sseMessage", function () {
+    document.querySelectorAll(".msg .stream-text").forEach(foldSteps);
+  });
+
+  // The sidebar is a drawer on narrow screens (a checkbox, so it works without script):
+  // Escape closes it and gives the focus back to its button.
+  document.addEventListener("keydown", function (e) {
+    var toggle = document.getElementById("nav-toggle");
+    if (e.key !== "Escape" || !toggle || !toggle.checked) return;
+    toggle.checked = false;
+    toggle.focus();
+  });
+
   // A link to a message (#m-<id>) outside the loaded window opens the window around it.
   function openLinkedMessage() {
     var m = /^#m-([0-9a-f-]{36})$/.exec(location.hash);
@@ -240,5 +306,6 @@
     if (ta) grow(ta);
     syncComposer();
     addCodeCopy(document.body);
+    focusableScrollers(document.body);
   });
 })();

@@ -29,11 +29,16 @@ def sign_up(page: Page, server) -> None:
     expect(page.get_by_role("heading", name="How can I help?")).to_be_visible()
 
 
+def send(page: Page, text: str) -> None:
+    """Type ``text`` in the composer and press Enter."""
+    composer = page.get_by_label("Message")
+    composer.fill(text)
+    composer.press("Enter")
+
+
 def test_chat_streams_survives_reload_and_restart(page: Page, server):
     sign_up(page, server)
-    composer = page.get_by_label("Message")
-    composer.fill("Tell me about persistence")
-    composer.press("Enter")
+    send(page, "Tell me about persistence")
 
     reply = page.locator("article.msg.assistant").last
     expect(page.locator("article.msg.user")).to_contain_text("Tell me about persistence")

@@ -1,4 +1,5 @@
-"""Tool calls and results show as collapsible blocks while a reply streams, and after a reload.
+"""A tool call and its result show as one collapsible step while a reply streams, and after a
+reload.
 
 gunicorn talks to the loopback fake upstream, which replays the recorded OpenAI tool-call
 exchange (../shared/fixtures/openai/test_tool_use_basic.yaml) slowly enough to watch. The
@@ -51,20 +52,24 @@ def test_tool_blocks_show_live_and_after_reload(page: Page, server, upstream):
     composer.press("Enter")
 
     reply = page.locator("article.msg.assistant").last
-    called = reply.locator("details.tool-call")
-    result = reply.locator("details.tool-result")
-    expect(called).to_contain_text("Called multiply", timeout=10_000)
-    expect(result).to_contain_text("Error from multiply")
+    step = reply.locator("details.tool-step")  # the call and its result: one block
+    expect(step).to_contain_text("multiply", timeout=10_000)
+    expect(step.locator(".tool-arg")).to_have_text("1231")  # its first argument
+    expect(step.locator(".tool-mark")).to_have_attribute("aria-label", "error")
     expect(reply).to_have_attribute("data-status", "streaming")  # still live: the answer streams
-    called.locator("summary").click()  # the block opens to show the arguments
-    expect(called).to_contain_text('"a": 1231')
+    step.locator("summary").click()  # the block opens to show the arguments and the result
+    expect(step).to_contain_text('"a": 1231')
+    expect(step.locator(".tool-output")).to_contain_text("no tool named 'multiply'")
     expect(reply).to_have_attribute("data-status", "complete", timeout=15_000)
     expect(reply).to_contain_text("2,869,461")  # the recorded answer
 
     page.reload()
     reply = page.locator("article.msg.assistant").last
-    expect(reply.locator("details.tool-call")).to_contain_text("Called multiply")
-    expect(reply.locator("details.tool-result.failed")).to_contain_text("no tool named 'multiply'")
+    expect(reply.locator("details.tool-step")).to_have_count(1)
+    expect(reply.locator("details.tool-step.failed")).to_contain_text("multiply")
+    expect(reply.locator("details.tool-step.failed .tool-output")).to_contain_text(
+        "no tool named 'multiply'"
+    )
     expect(reply.locator(".model")).to_have_attribute(  # the reply's two steps: 54 + 87, 20 + 26
         "title", "openai/gpt-4o-mini · 141 in / 46 out tokens · finish: stop"
     )

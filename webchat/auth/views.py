@@ -56,7 +56,8 @@ def signup():
             login_user(user, remember=True)
             return redirect(url_for("conversations.index"))
     status = 400 if form.errors else 200
-    return render_template("auth/signup.html", form=form), status
+    first_run = services.user_count() == 0
+    return render_template("auth/signup.html", form=form, first_run=first_run), status
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -64,6 +65,9 @@ def login():
     """Sign in with email and password."""
     if current_user.is_authenticated:
         return redirect(url_for("conversations.index"))
+    if services.user_count() == 0:
+        # First run: no account can sign in yet, so every page leads to the admin's sign-up.
+        return redirect(url_for("auth.signup"))
     form = SignInForm()
     if form.validate_on_submit():
         try:

@@ -83,6 +83,26 @@ def validate_model(model: str | None) -> str | None:
     return model
 
 
+def default_model(user: User) -> str:
+    """The user's default model (``provider/model``): the model of the newest conversation they
+    started here (an imported one does not count) among their last :data:`RECENT_MODELS`, while
+    it is still offered; else the server's ``DEFAULT_MODEL``. One query."""
+    offered = set(available_models())
+    recent = db.session.execute(
+        select(Conversation.model, Conversation.meta)
+        .where(Conversation.user_id == user.id)
+        .order_by(Conversation.created_at.desc())
+        .limit(RECENT_MODELS)
+    ).all()
+    for model, meta in recent:
+        if not (meta or {}).get("source") and model in offered:
+            return model
+    return current_app.config["DEFAULT_MODEL"]
+
+
+RECENT_MODELS = 20  # conversations default_model looks through
+
+
 def create_conversation(
     user: User,
     *,

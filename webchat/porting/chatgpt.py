@@ -259,7 +259,8 @@ def read_conversation(raw: Any, report: ImportReport) -> DraftConversation:
         first = next((m for m in messages if m.role == Role.USER), None)
         title = title_from(first.content) if first else "ChatGPT conversation"
     current = raw.get("current_node")
-    meta = {"source_model": raw.get("default_model_slug")}
+    last_model = next((m.meta["model"] for m in reversed(messages) if m.meta.get("model")), None)
+    meta = {"source_model": raw.get("default_model_slug") or last_model}
     if raw.get("gizmo_id"):
         meta["gizmo_id"] = raw["gizmo_id"]
     return DraftConversation(

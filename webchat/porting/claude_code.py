@@ -403,7 +403,14 @@ class _Reader:
             created_at=when,
             updated_at=self.last_at or when,
             messages=self.rows,
-            meta={"session_id": self.session_id or name, "source_file": name, **self.meta},
+            meta={
+                "session_id": self.session_id or name,
+                "source_file": name,
+                "source_model": next(
+                    (r.meta["model"] for r in reversed(self.rows) if r.meta.get("model")), None
+                ),
+                **self.meta,
+            },
             current_key=current,
         )
 

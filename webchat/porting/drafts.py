@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from flask import current_app
 from sqlalchemy import JSON, bindparam, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import JSONB
@@ -320,12 +319,28 @@ def write(
     return conversation
 
 
+def continuation_model(user: User, source: str) -> str:
+    """The model an imported conversation continues with (``provider/model``): the Claude Code
+    provider's (``claude-code/default``, else its first model) for a Claude Code session when
+    that provider is configured, else the user's default model
+    (:func:`conversations.services.default_model`). The model the source used stays in
+    ``metadata.source_model``."""
+    from ..conversations.services import default_model
+    from ..providers import available_models
+
+    if source == "claude-code":
+        claude = [m for m in available_models() if m.startswith("claude-code/")]
+        if claude:
+            return "claude-code/default" if "claude-code/default" in claude else claude[0]
+    return default_model(user)
+
+
 def _new_conversation(user: User, draft: DraftConversation) -> Conversation:
     conversation = Conversation(
         id=new_id(),
         user_id=user.id,
         title=(draft.title or draft.fallback_title)[:200],
-        model=current_app.config["DEFAULT_MODEL"],
+        model=continuation_model(user, draft.source),
         meta={
             **draft.meta,
             "source": draft.source,

@@ -7,7 +7,8 @@ is ``DEMO_DELAY_MS`` (ms). Commands show every feature offline, deterministicall
 - ``/think <text>`` thinks aloud first (a Thinking block), then answers as usual;
 - ``/markdown`` answers with a heading, a list, a code block and a table;
 - ``/tool <expression>`` calls the built-in ``calculate`` tool (``/tool time``:
-  ``current_datetime``), then answers with the tool's result;
+  ``current_datetime``), then answers with the tool's result; ``/steps N`` makes N ``calculate``
+  calls in a row (one per round), so a run of tool steps can be watched;
 - ``/mcp <tool> [JSON arguments]`` calls any tool offered by its name (an MCP server's
   ``server__tool``, say ``/mcp time__get_current_time {"timezone": "Asia/Tokyo"}``), then
   answers with its result.
@@ -38,7 +39,7 @@ from .base import (
 MARKDOWN = """## What the demo can show
 
 - **Thinking**: send `/think why is the sky blue?`
-- **Tools**: send `/tool 1231 * 2331` or `/tool time`
+- **Tools**: send `/tool 1231 * 2331` or `/tool time` (`/steps 7`: seven steps in a row)
 - **Errors**: send `/fail`, then press Retry
 
 ```python
@@ -127,7 +128,8 @@ class DemoProvider:
 
         Raises :class:`ProviderError` after a few words when that message starts with ``/fail``.
         ``/tool`` yields a :class:`ToolCall` (finish ``tool_calls``) when the tool is offered,
-        and answers with its result once the history ends with it.
+        and answers with its result once the history ends with it; ``/steps N`` makes N calls
+        in a row, one per round, then says so.
         """
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
         command = prompt.strip().split(" ", 1)[0]
@@ -144,6 +146,14 @@ class DemoProvider:
             yield _tool_call(prompt)
             yield Finish("tool_calls")
             return
+        elif command == "/steps" and any(t.get("name") == "calculate" for t in tools):
+            wanted, done = _steps_wanted(prompt), _steps_done(messages)
+            if done < wanted:
+                self._pause()
+                yield _step_call(prompt, done + 1)
+                yield Finish("tool_calls")
+                return
+            text = f"{done} steps done, one tool call each."
         elif command == "/markdown":
             text = MARKDOWN
         else:
@@ -197,6 +207,28 @@ def _named_call(prompt: str, tools: Sequence[dict[str, Any]]) -> ToolCall | None
         return None
     digest = hashlib.sha256(prompt.encode()).hexdigest()[:16]
     return ToolCall(f"demo_{digest}", name, arguments)
+
+
+def _steps_wanted(prompt: str) -> int:
+    """N of ``/steps N`` (1 to 8, the tool loop's default limit; 6 without a number)."""
+    words = prompt.split()
+    return max(1, min(8, int(words[1]))) if len(words) > 1 and words[1].isdigit() else 6
+
+
+def _steps_done(messages: Sequence[ChatMessage]) -> int:
+    """Tool results since the last user message."""
+    count = 0
+    for m in reversed(messages):
+        if m.role == "user":
+            break
+        count += m.role == "tool"
+    return count
+
+
+def _step_call(prompt: str, step: int) -> ToolCall:
+    """Step ``step`` of ``/steps N``: ``calculate`` of ``step * step``, one call per round."""
+    digest = hashlib.sha256(f"{prompt}#{step}".encode()).hexdigest()[:16]
+    return ToolCall(f"demo_{digest}", "calculate", {"expression": f"{step} * {step}"})
 
 
 def _tool_call(prompt: str) -> ToolCall:

@@ -370,7 +370,9 @@ def _events_for(
     if not message.final:
         return out, Cursor(message.id, offset, thought if not offset else None)
     end_id = f"{message.id}:{END}"
-    if message.role == Role.TOOL:
+    if message.role == Role.TOOL and message.status == Status.AWAITING:
+        pass  # the run waits: its `done` event shows the call's approval card
+    elif message.role == Role.TOOL:
         out.append(format_event(fmt.tool_result(message), "tool_result", end_id))
     elif message.tool_call:
         out.append(format_event(fmt.tool_call(message), "tool_call", end_id))
