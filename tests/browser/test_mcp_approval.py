@@ -52,7 +52,8 @@ def test_approval_card_shows_live_and_allow_streams_the_answer(page: Page, serve
     expect(reply.locator("section.approval")).to_have_count(0)
     expect(reply).to_contain_text("The tool time__get_current_time answered", timeout=20_000)
     expect(reply).to_have_attribute("data-status", "complete", timeout=20_000)
-    result = reply.locator("details.tool-result")
-    expect(result).to_contain_text("Result of time__get_current_time")
-    result.locator("summary").click()
-    expect(result).to_contain_text("+09:00")
+    step = reply.locator("details.tool-step")  # the call and its result, one block
+    expect(step).to_contain_text("time__get_current_time")
+    expect(step.locator(".tool-mark")).to_have_attribute("aria-label", "ok")
+    step.locator("summary").click()
+    expect(step).to_contain_text("+09:00")
