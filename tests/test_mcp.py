@@ -206,6 +206,7 @@ def test_allow_runs_the_stdio_time_server_and_the_reply_completes(mcp_app, upstr
     assert len(upstream.posts()) == 1  # nothing more asked of the model while it waits
     page = client.get(f"/c/{cid}").get_data(as_text=True)  # a reload shows the card
     assert "Allow this tool call?" in page and "get_current_time" in page
+    assert "tool-step" not in page  # the card takes the place of the call's step
     assert "&#34;timezone&#34;: &#34;Asia/Tokyo&#34;" in page or '"timezone": "Asia/Tokyo"' in page
     # sending another message meanwhile is refused: the call is decided first
     refused = post(client, f"/c/{cid}/messages", {"content": "hello?"}, htmx=True)

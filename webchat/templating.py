@@ -179,7 +179,12 @@ def reply_items(messages: Iterable[Any]) -> list[ReplyItem]:
     waiting: list[ToolStep] = []  # calls without an id, answered in order
     for m in messages:
         if m.role == "tool" and m.status == "awaiting_approval":
-            items.append(ReplyItem("approval", message=m))  # its call's step stays unanswered
+            # the approval card shows the call (tool, server, arguments): it takes the place of
+            # the call's step, which is not looked for on side branches either
+            waiting_id = _mapping(_mapping(getattr(m, "meta", None)).get("approval")).get("call_id")
+            called = open_calls.pop(str(waiting_id), None) if waiting_id else None
+            items = [i for i in items if not (i.kind == "step" and i.steps[0] is called)]
+            items.append(ReplyItem("approval", message=m))
             continue
         if m.role == "tool":
             call_id = _mapping(m.tool_result).get("tool_call_id")
