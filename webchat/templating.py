@@ -178,7 +178,7 @@ def reply_items(messages: Iterable[Any]) -> list[ReplyItem]:
     open_calls: dict[str, ToolStep] = {}
     waiting: list[ToolStep] = []  # calls without an id, answered in order
     for m in messages:
-        if m.role == "tool" and m.status == "awaiting_approval":
+        if m.role == "tool" and getattr(m, "status", None) == "awaiting_approval":
             # the approval card shows the call (tool, server, arguments): it takes the place of
             # the call's step, which is not looked for on side branches either
             waiting_id = _mapping(_mapping(getattr(m, "meta", None)).get("approval")).get("call_id")
