@@ -6,7 +6,9 @@ Markdown, code, a table and a tool call — a prompt in two versions and a reply
 message toolbar shows ‹ n/m › — and captures the conversation page in light and dark, on a desktop
 and a phone, the toolbar and its menus close up, the edit form, plus a reply mid-stream, search
 results and the sign-in page; the sidebar with projects and tags, a project page, the shared
-links in settings, the share menu and the shared page signed out. Then the everyday shots
+links in settings, the share menu and the shared page signed out; an MCP tool call awaiting
+approval (the real mcp-server-time configured in the throw-away instance's mcp.json), the
+conversation's tool picker and the Settings panel of tool servers. Then the everyday shots
 (``everyday()``): the first-run page, the new-chat page at 360, 390, 768 and 1280 px, the drawer
 open on a phone, and an imported Claude Code session
 (../shared/fixtures/claude-code/coverage-test-fix.jsonl) read as tool steps, light and dark.
@@ -17,6 +19,7 @@ sidebar by the token's name (light mid-stream, dark when done).
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -199,6 +202,29 @@ def tree_shots(page, scheme: str) -> None:
         page.wait_for_selector("article.msg.user")
 
 
+def approval_shots(page, url: str, scheme: str) -> None:
+    """A new chat whose demo reply asks mcp-server-time for the time in Tokyo and waits for the
+    person's Allow (approval-<scheme>.png), then the Settings panel of tool servers."""
+    page.goto(url + "/")
+    page.get_by_label("Message").fill('/mcp time__get_current_time {"timezone": "Asia/Tokyo"}')
+    page.get_by_label("Message").press("Enter")
+    page.wait_for_selector("section.approval", timeout=30_000)
+    page.mouse.move(5, 790)
+    page.wait_for_timeout(300)
+    page.screenshot(path=OUT / f"approval-{scheme}.png")
+    if scheme == "light":  # the conversation settings with the tool picker
+        page.locator("#settings > summary").click()
+        page.wait_for_selector(".tool-picker")
+        page.wait_for_timeout(200)
+        page.screenshot(path=OUT / "tool-picker.png")
+        page.keyboard.press("Escape")
+    page.goto(url + "/settings/")
+    page.wait_for_selector(".tool-server", timeout=30_000)
+    page.locator("#tool-servers").scroll_into_view_if_needed()
+    page.wait_for_timeout(200)
+    page.screenshot(path=OUT / f"settings-tools-{scheme}.png")
+
+
 CLAUDE_SESSION = ROOT.parent / "shared" / "fixtures" / "claude-code" / "coverage-test-fix.jsonl"
 LAUNCH_ARGS = [
     "--headless",
@@ -363,6 +389,8 @@ def main(only: str | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        time_server = {"command": sys.executable, "args": ["-m", "mcp_server_time"]}
+        (folder / "mcp.json").write_text(json.dumps({"mcpServers": {"time": time_server}}))
         server = Server(folder, WEBCHAT_DEMO_DELAY_MS="120")
         share_id = seed(folder, server.env["WEBCHAT_DATABASE_URL"])
         seed_imported(folder, server.env["WEBCHAT_DATABASE_URL"])
@@ -391,6 +419,9 @@ def main(only: str | None = None) -> None:
                     page.screenshot(path=OUT / f"conversation-{scheme}.png")
                     tree_shots(page, scheme)
                     organise_shots(browser, server, ctx, scheme, share_id)
+                    approval_shots(page, server.url, scheme)
+                    page.get_by_role("link", name="Streaming SSE from Flask").click()
+                    page.wait_for_selector("article.msg.assistant")
                     if scheme == "dark":
                         page.goto(server.url + "/search?q=stream+events")
                         page.wait_for_timeout(300)

@@ -326,6 +326,19 @@ def test_models(api):
     assert body["default"] == "demo/echo"
 
 
+def own_server_id(app, email: str) -> int:
+    """The id of a tool server the user ``email`` added (stored directly: no host is allowed
+    in these tests)."""
+    from webchat.models import McpServer, User
+
+    with app.app_context():
+        user = db.session.scalars(select(User).where(User.email == email)).one()
+        row = McpServer(user_id=user.id, name="mine", url="http://127.0.0.1:9/mcp")
+        db.session.add(row)
+        db.session.commit()
+        return row.id
+
+
 def test_other_users_ids_are_404_on_every_route(app, api):
     cid = new_conversation(api, title="mine")["id"]
     sent = send(api, cid, "secret").get_json()
@@ -363,6 +376,9 @@ def test_other_users_ids_are_404_on_every_route(app, api):
         other.post(f"/messages/{rid}/regenerate", json={}),
         other.post(f"/messages/{rid}/fork"),
         other.put(f"/messages/{rid}/feedback", json={"rating": "down"}),
+        other.post(f"/messages/{rid}/approval", json={"decision": "allow"}),
+        other.delete(f"/tool-servers/{own_server_id(app, 'ada@example.com')}"),
+        other.patch(f"/conversations/{cid}", json={"tools": []}),
         # the owner's ids inside the other user's own conversation are no way in either
         send(other, own, "graft", parent_id=rid),
         other.post(f"/conversations/{own}/active", json={"message_id": rid}),
@@ -454,6 +470,10 @@ def test_openapi_document_lists_every_route(client):
         ("/api/v1/messages/{message_id}/regenerate", "post"),
         ("/api/v1/messages/{message_id}/fork", "post"),
         ("/api/v1/messages/{message_id}/feedback", "put"),
+        ("/api/v1/messages/{message_id}/approval", "post"),
+        ("/api/v1/tool-servers", "get"),
+        ("/api/v1/tool-servers", "post"),
+        ("/api/v1/tool-servers/{server_id}", "delete"),
         ("/api/v1/conversations/{conversation_id}/active", "post"),
         ("/api/v1/models", "get"),
         ("/api/v1/projects", "get"),

@@ -334,6 +334,7 @@ def test_another_users_ids_are_404(app, client):
         ("switch", {}),
         ("fork", {}),
         ("feedback", {"rating": "up"}),
+        ("approval", {"decision": "allow"}),
     ):
         for htmx in (False, True):
             response = post(other, f"/m/{reply.id}/{action}", data, htmx=htmx)

@@ -108,6 +108,7 @@ def init_app(app: Flask) -> None:
     from .audit import cli as audit
     from .backup import backup_cli, maintenance_command
     from .conversations.cli import trash
+    from .mcp.cli import mcp
     from .porting.cli import importer
     from .seed import seed_command
 
@@ -119,3 +120,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(audit)
     app.cli.add_command(backup_cli)
     app.cli.add_command(maintenance_command)
+    app.cli.add_command(mcp)

@@ -56,6 +56,16 @@ class Defaults:
     TOOLS_ENABLED = True  # offer the built-in tools (webchat.tools) to the models
     TOOL_TIMEOUT_MS = 10_000  # a tool call running longer than this returns an error result
     TOOL_LOOP_LIMIT = 8  # rounds of tool calls in one reply before it is stopped
+    # MCP tool servers (webchat.mcp): the operator's mcpServers file (None → <instance>/mcp.json)
+    MCP_CONFIG: str | None = None
+    MCP_CALL_TIMEOUT_MS = 30_000  # a call (or a server's start) longer than this is an error
+    MCP_RESULT_CHARS = 20_000  # a result's text longer than this is cut, with a note
+    MCP_APPROVAL_EXPIRES_S = 3_600  # a call waiting for approval longer than this is declined
+    MCP_TOOLS_TTL_S = 60  # a server's tool list is asked again after this many seconds
+    # Hosts whose Streamable HTTP MCP servers users may add in Settings ("*.example.com" covers
+    # its subdomains); empty: users cannot add servers. Never a command: stdio is the operator's.
+    MCP_USER_HOSTS: list[str] = []
+    MCP_USER_SERVERS = 10  # servers one user may add
     STREAM_POLL_MS = 1_000  # an idle stream re-reads the database at least this often
     SSE_HEARTBEAT_MS = 15_000  # comment line on an idle stream, against proxy time-outs
     PAGE_SIZE = 50  # messages per page in the conversation view

@@ -92,6 +92,8 @@ LIMITS: list[tuple[str, str, Callable[[], str], list[str] | None, bool, str]] = 
     ("api.regenerate", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
     ("gateway.chat_completions", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
     ("gateway.messages", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
+    ("conversations.approval", "SEND_LIMIT", _user, None, False, "You are sending too fast."),
+    ("api.approve", "SEND_LIMIT", _api_caller, None, False, "Sending too fast."),
     ("porting.upload", "IMPORT_LIMIT", _user, ["POST"], False, "Too many imports."),
     ("shares.create", "SHARE_LIMIT", _user, None, False, "Too many share links at once."),
     ("api.create_share", "SHARE_LIMIT", _api_caller, None, False, "Too many share links."),

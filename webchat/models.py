@@ -71,6 +71,9 @@ class Status:
     ERROR = "error"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
+    # A run stopped in a stored state until a person allows or denies a tool call (webchat.mcp);
+    # neither active (no worker holds it, the reaper leaves it) nor final (it goes on).
+    AWAITING = "awaiting_approval"
     ACTIVE = (PENDING, STREAMING)
     FINAL = (COMPLETE, ERROR, CANCELLED, INTERRUPTED)
 
@@ -391,7 +394,7 @@ class Message(Model):
     tool_name: Mapped[str | None] = mapped_column(String(200), default=None)
     tool_call: Mapped[Any | None] = mapped_column(JSONType, default=None)
     tool_result: Mapped[Any | None] = mapped_column(JSONType, default=None)
-    status: Mapped[str] = mapped_column(String(16), default=Status.COMPLETE)
+    status: Mapped[str] = mapped_column(String(32), default=Status.COMPLETE)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     meta: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
     segment_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -444,7 +447,7 @@ class Run(Model):
         ForeignKey("messages.id", ondelete="SET NULL"), default=None
     )
     model: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
+    status: Mapped[str] = mapped_column(String(32), default=Status.PENDING)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
@@ -473,6 +476,21 @@ class ApiToken(Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     user: Mapped[User] = relationship()
+
+
+class McpServer(Model):
+    """A Streamable HTTP MCP server a user added for their own conversations (migration 0014).
+    Only a name and a URL on a host of ``MCP_USER_HOSTS``: no command, no headers (secrets live
+    in the environment, never in the database)."""
+
+    __tablename__ = "mcp_servers"
+    __table_args__ = (Index("ix_mcp_servers_user_name", "user_id", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditEvent(Model):

@@ -156,8 +156,9 @@ def tool_summary(arguments: Any) -> str:
 @dataclass
 class ReplyItem:
     """What a reply shows, in order: ``kind`` is ``"message"`` (``message``: text, thinking),
-    ``"step"`` (``steps``: one :class:`ToolStep`) or ``"steps"`` (``steps``: more than
-    :data:`STEPS_FOLDED` consecutive steps, folded under "N steps")."""
+    ``"step"`` (``steps``: one :class:`ToolStep`), ``"steps"`` (``steps``: more than
+    :data:`STEPS_FOLDED` consecutive steps, folded under "N steps") or ``"approval"``
+    (``message``: a tool call awaiting the person's approval, see :mod:`webchat.mcp.approval`)."""
 
     kind: str
     message: Any = None
@@ -177,6 +178,14 @@ def reply_items(messages: Iterable[Any]) -> list[ReplyItem]:
     open_calls: dict[str, ToolStep] = {}
     waiting: list[ToolStep] = []  # calls without an id, answered in order
     for m in messages:
+        if m.role == "tool" and getattr(m, "status", None) == "awaiting_approval":
+            # the approval card shows the call (tool, server, arguments): it takes the place of
+            # the call's step, which is not looked for on side branches either
+            waiting_id = _mapping(_mapping(getattr(m, "meta", None)).get("approval")).get("call_id")
+            called = open_calls.pop(str(waiting_id), None) if waiting_id else None
+            items = [i for i in items if not (i.kind == "step" and i.steps[0] is called)]
+            items.append(ReplyItem("approval", message=m))
+            continue
         if m.role == "tool":
             call_id = _mapping(m.tool_result).get("tool_call_id")
             step = open_calls.pop(str(call_id), None) if call_id else None
@@ -382,6 +391,18 @@ def tojson_pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+def tool_choices(conversation: Any) -> list[tuple[str, bool]]:
+    """``(server name, enabled)`` for each tool server, for the conversation's tool picker."""
+    from flask import current_app
+
+    from .mcp import registry
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    enabled = set(registry.conversation_tools(app, conversation))
+    names = registry.server_names(app, conversation.user_id)
+    return [(name, name in enabled) for name in names]
+
+
 def init_app(app: Flask) -> None:
     """Register the filters."""
     app.jinja_env.filters.update(
@@ -392,6 +413,7 @@ def init_app(app: Flask) -> None:
         usage_text=usage_text,
         usd=usd,
         tojson_pretty=tojson_pretty,
+        tool_choices=tool_choices,
         reply_items=reply_items,
         conversation_source=conversation_source,
         cut_text=cut_text,

@@ -34,8 +34,10 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 _ERRORS = {
     400: "Invalid input; details.fields names each field at fault.",
     401: "No credentials, or a bad or revoked token.",
+    403: "Not allowed here by the server's settings.",
     404: "No such id, or another user's.",
-    409: "Conflict: a reply of the conversation is still running.",
+    409: "Conflict: a reply of the conversation is still running (or a tool call awaits "
+    "approval), or the thing exists already.",
     413: "Body over MAX_CONTENT_LENGTH bytes, or a message over MAX_MESSAGE_CHARS characters.",
 }
 
@@ -193,15 +195,22 @@ def openapi_document() -> dict[str, Any]:
     """The OpenAPI document: spectree's (built once per process), with the ``text/event-stream``
     body of streams, which spectree cannot describe, bodies without required fields optional,
     and the model ids this server offers now as the ``enum`` of every model field (marked
-    ``x-webchat-enum: models`` in the schemas)."""
+    ``x-webchat-enum: models`` in the schemas), its tool servers that of every tool server name
+    (``x-webchat-enum: tool_servers``)."""
     document = copy.deepcopy(_document())
-    models = available_models()
+    from flask import current_app
+
+    from ..mcp import registry
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    enums = {"models": available_models(), "tool_servers": registry.server_names(app)}
     stack: list[Any] = [document]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            if node.pop("x-webchat-enum", None) == "models":
-                node["enum"] = models
+            tag = node.pop("x-webchat-enum", None)
+            if tag in enums:
+                node["enum"] = enums[tag]
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)

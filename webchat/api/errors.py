@@ -24,7 +24,8 @@ from werkzeug.exceptions import HTTPException
 from ..conversations.services import NotFound
 from ..errors import InvalidInput
 
-_CODES = {400: "invalid_input", 401: "unauthorized", 404: "not_found", 409: "conflict"}
+_CODES = {400: "invalid_input", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
+_CODES |= {409: "conflict"}
 _CODES |= {413: "too_large", 500: "internal_error"}
 
 

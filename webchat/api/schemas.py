@@ -22,6 +22,7 @@ STORABLE = r"^[^\u0000]*$"  # no NUL
 NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # and at least one visible character
 CURSOR = r"^[01]\.[0-9]{1,17}\.[0-9a-f]{32}$"  # webchat.conversations.paging.ConversationCursor
 MODELS = {"x-webchat-enum": "models"}  # webchat.api.base fills in the models offered now
+TOOL_SERVERS = {"x-webchat-enum": "tool_servers"}  # … and the operator's tool servers
 
 
 def _storable(value: Any, path: str = "") -> Any:
@@ -72,9 +73,11 @@ Metadata = Annotated[
     Field(description="Free-form JSON object of the client's own keys."),
 ]
 RoleName = Literal["user", "assistant", "system", "tool"]
-StatusName = Literal["pending", "streaming", "complete", "error", "cancelled", "interrupted"]
+StatusName = Literal[
+    "pending", "streaming", "complete", "error", "cancelled", "interrupted", "awaiting_approval"
+]
 assert set(RoleName.__args__) == set(Role.ALL)  # type: ignore[attr-defined]
-assert set(StatusName.__args__) == set(Status.ACTIVE + Status.FINAL)  # type: ignore[attr-defined]
+assert set(StatusName.__args__) == {*Status.ACTIVE, *Status.FINAL, Status.AWAITING}  # type: ignore[attr-defined]
 
 
 def optional(*, json_schema_extra: dict[str, Any] | None = None, **kwargs: Any) -> Any:
@@ -279,6 +282,15 @@ class Regenerate(Body):
     )
 
 
+class ApprovalIn(Body):
+    """A person's decision on a tool call awaiting approval."""
+
+    decision: Literal["allow", "allow_conversation", "deny"] = Field(
+        description="allow: run it; allow_conversation: run it and every later call of this "
+        "tool in the conversation without asking; deny: do not run it (the model is told)."
+    )
+
+
 class ReplyResult(BaseModel):
     """A pending reply and where it streams."""
 
@@ -319,15 +331,25 @@ class ConversationOut(BaseModel):
     )
     project_id: uuid.UUID | None = Field(description="Its project, or null (none).")
     tags: list[str] = Field(description="Its tags, by name.")
+    tools: list[str] = Field(
+        description="The tool servers whose tools the model may call, by name: 'webchat' (the "
+        "built-in tools) and the operator's MCP servers; by default all of them."
+    )
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def fields_of(cls, conversation: Conversation, tags: list[str] | None = None) -> dict[str, Any]:
         """The fields of ``conversation``; ``tags`` when already read (else one query)."""
+        from flask import current_app
+
+        from ..mcp import registry
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
         return {
             "project_id": conversation.project_id,
             "tags": tags if tags is not None else [t.name for t in conversation.tags],
+            "tools": registry.conversation_tools(app, conversation),
             "id": conversation.id,
             "title": conversation.title,
             "model": conversation.model,
@@ -414,6 +436,13 @@ class ConversationPatch(Body):
     system_prompt: Text | None = optional(description="null removes it.")
     project_id: uuid.UUID | None = optional(description="Move it to a project; null: to none.")
     tags: list[TagName] = optional(description="Replaces its tags (at most 20).")
+    tools: list[Annotated[str, Field(max_length=64, json_schema_extra=TOOL_SERVERS)]] | None = (
+        optional(
+            description="The tool servers the model may use (see ConversationOut.tools: 'webchat', "
+            "the operator's, and the user's own added in Settings); null goes back to the default, "
+            "all of them."
+        )
+    )
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -571,3 +600,40 @@ class SharedConversation(BaseModel):
     messages: list[SharedMessage]
     has_more: bool
     next_cursor: str | None
+
+
+# --- tool servers ----------------------------------------------------------------------------
+
+
+class ToolOut(BaseModel):
+    name: str = Field(description="The tool's own name on its server.")
+    qualified: str = Field(description="The name the model calls it by: server__tool.")
+    policy: Literal["ask", "allow", "never"] = Field(
+        description="ask: a person approves each call; allow: always runs; never: refused."
+    )
+    description: str
+
+
+class ToolServerOut(BaseModel):
+    """A tool server as the user sees it: the built-ins, the operator's, their own."""
+
+    id: int | None = Field(description="The user's own server's id (to remove it); else null.")
+    name: str
+    transport: Literal["built-in", "stdio", "http", "file"]
+    target: str | None = Field(description="The command or URL (never an env or header value).")
+    connected: bool
+    error: str | None = Field(description="Why the server failed, when it did.")
+    tools: list[ToolOut]
+
+
+class ToolServerList(BaseModel):
+    items: list[ToolServerOut]
+
+
+class ToolServerCreate(Body):
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$", description="1-32 letters, digits or '-'."
+    )
+    url: str = Field(
+        max_length=2000, description="A Streamable HTTP MCP endpoint on an allowed host."
+    )

@@ -61,6 +61,7 @@ class JsonStreamFormat:
                 "tool_name": message.tool_name,
                 "tool_result": message.tool_result,
                 "content": message.text,
+                "status": message.status,
             }
         )
 

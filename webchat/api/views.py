@@ -16,6 +16,8 @@ from .. import tree
 from ..conversations import paging, projects, services
 from ..conversations.services import NotFound
 from ..extensions import db
+from ..mcp import approval
+from ..mcp import registry as mcp_registry
 from ..models import Conversation, Message, Run, Status
 from ..providers import available_models
 from ..streaming import runs, sse
@@ -24,6 +26,7 @@ from .auth import current_api_user, public
 from .base import bp, documented, json_body, openapi_document, query_args, responses, spec
 from .errors import fail
 from .schemas import (
+    ApprovalIn,
     ConversationCreate,
     ConversationDetail,
     ConversationList,
@@ -43,6 +46,9 @@ from .schemas import (
     SendMessage,
     SendResult,
     SetActive,
+    ToolServerCreate,
+    ToolServerList,
+    ToolServerOut,
     UsageOut,
 )
 from .stream import JsonStreamFormat
@@ -166,8 +172,8 @@ def get_conversation(conversation_id: uuid.UUID):
 @bp.patch("/conversations/<uuid:conversation_id>")
 @spec.validate(json=ConversationPatch, resp=responses(200, ConversationOut, 400, 404, 413))
 def update_conversation(conversation_id: uuid.UUID):
-    """Change a conversation's title, pinned, archived, metadata, model, system prompt,
-    project (``project_id``) or tags."""
+    """Change a conversation's title, pinned, archived, metadata, model, system prompt, project
+    (``project_id``), tags or tools (the tool servers its model may use)."""
     conversation = _conversation(conversation_id)
     patch: ConversationPatch = json_body()
     given = patch.model_fields_set
@@ -183,6 +189,8 @@ def update_conversation(conversation_id: uuid.UUID):
         projects.move(conversation, projects.project_for(current_api_user(), patch.project_id))
     if "tags" in given:
         projects.set_tags(conversation, patch.tags or [])
+    if "tools" in given:
+        mcp_registry.set_conversation_tools(current_app, conversation, patch.tools)
     if "model" in given or "system_prompt" in given:
         services.update_settings(
             conversation,
@@ -317,6 +325,20 @@ def cancel(message_id: uuid.UUID):
     return MessageResult(message=MessageOut.of(message)), 202
 
 
+@bp.post("/messages/<uuid:message_id>/approval")
+@spec.validate(json=ApprovalIn, resp=responses(202, MessageResult, 400, 404, 409))
+def approve(message_id: uuid.UUID):
+    """Decide on a tool call awaiting approval (a ``tool`` message of status
+    ``awaiting_approval``): ``allow`` runs it, ``allow_conversation`` also allows that tool for
+    the rest of the conversation, ``deny`` stores that the person declined. The reply continues
+    (202); follow it with ``GET /messages/{id}/stream``. 409 when the call is not waiting."""
+    body: ApprovalIn = json_body()
+    message = _message(message_id)
+    approval.decide(message, body.decision)
+    db.session.refresh(message)
+    return MessageResult(message=MessageOut.of(message)), 202
+
+
 @bp.post("/messages/<uuid:message_id>/edit")
 @spec.validate(
     json=EditMessage,
@@ -371,3 +393,39 @@ def list_models():
         items=[ModelOut(id=m, provider=m.split("/", 1)[0]) for m in available_models()],
         default=current_app.config["DEFAULT_MODEL"],
     )
+
+
+@bp.get("/tool-servers")
+@spec.validate(resp=responses(200, ToolServerList))
+def list_tool_servers():
+    """The tool servers the user's conversations may use, each connected or failed (and why),
+    with its tools and their approval policy: the built-ins ('webchat'), the operator's
+    instance/mcp.json, and the user's own."""
+    rows = mcp_registry.overview(current_app, current_api_user().id)
+    return ToolServerList(items=[ToolServerOut.model_validate(row) for row in rows])
+
+
+@bp.post("/tool-servers")
+@spec.validate(json=ToolServerCreate, resp=responses(201, ToolServerOut, 400, 403, 409))
+def add_tool_server():
+    """Add a Streamable HTTP MCP server of the user's own, on a host the operator allows
+    (``MCP_USER_HOSTS``); its tools ask before every call. 403 for a URL on another host (or
+    when no host is allowed), 409 for a name taken or too many servers."""
+    body: ToolServerCreate = json_body()
+    user = current_api_user()
+    row = mcp_registry.add_user_server(current_app, user.id, body.name, body.url)
+    db.session.commit()
+    listed = mcp_registry.overview(current_app, user.id)
+    return ToolServerOut.model_validate(next(r for r in listed if r.get("id") == row.id)), 201
+
+
+@bp.delete("/tool-servers/<int:server_id>")
+@spec.validate(resp=responses(204, None, 404))
+def remove_tool_server(server_id: int):
+    """Remove one of the user's own tool servers."""
+    try:
+        mcp_registry.remove_user_server(current_api_user().id, server_id)
+    except NotFound:
+        fail(404, "No such tool server.")
+    db.session.commit()
+    return "", 204

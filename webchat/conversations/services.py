@@ -184,6 +184,17 @@ def _refuse_while_streaming(conversation: Conversation) -> None:
             "A reply is still streaming in this conversation: wait for it, or stop it, first.",
             status=409,
         )
+    waiting = db.session.scalar(
+        select(Run.id)
+        .where(Run.conversation_id == conversation.id, Run.status == Status.AWAITING)
+        .limit(1)
+    )
+    if waiting is not None:
+        raise InvalidInput(
+            "A tool call in this conversation is waiting for your approval: allow or deny it "
+            "first.",
+            status=409,
+        )
 
 
 def _message_of(conversation: Conversation, message_id: uuid.UUID | str, field: str) -> Message:

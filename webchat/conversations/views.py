@@ -268,6 +268,30 @@ def cancel(message_id: str):
     return redirect(url_for(".show", conversation_id=message.conversation_id), 303)
 
 
+@bp.post("/m/<message_id>/approval")
+@login_required
+def approval(message_id: str):
+    """Allow, allow for this conversation, or deny a tool call awaiting approval (form field
+    ``decision``); the reply continues. htmx gets the reply back, streaming again; a call
+    decided already (another tab) is a 409 with the reply as it now is."""
+    from ..mcp import approval as approvals
+
+    message = _message_or_404(message_id)
+    status = 200
+    run: Run | None
+    try:
+        run = approvals.decide(message, request.form.get("decision", ""))
+    except InvalidInput as exc:
+        db.session.rollback()
+        if not request.htmx or message.run_id is None:
+            abort(exc.status, exc.message)
+        run, status = db.session.get(Run, message.run_id), exc.status
+    if not request.htmx:
+        return redirect(url_for(".show", conversation_id=message.conversation_id), 303)
+    html = HtmlStreamFormat().done(run.id) if run is not None else ""
+    return html, status
+
+
 @bp.post("/c/<conversation_id>/settings")
 @login_required
 def update_settings(conversation_id: str):
@@ -279,6 +303,12 @@ def update_settings(conversation_id: str):
     try:
         params = services.parse_params(raw) if any(k in request.form for k in fields) else None
         services.update_settings(conversation, **form, params=params)
+        if request.form.get("tools_shown"):
+            from ..mcp import registry
+
+            tools = request.form.getlist("tools")
+            every = set(tools) == set(registry.server_names(current_app, conversation.user_id))
+            registry.set_conversation_tools(current_app, conversation, None if every else tools)
     except InvalidInput as exc:
         db.session.rollback()
         if not request.htmx:

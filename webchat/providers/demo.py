@@ -8,7 +8,10 @@ is ``DEMO_DELAY_MS`` (ms). Commands show every feature offline, deterministicall
 - ``/markdown`` answers with a heading, a list, a code block and a table;
 - ``/tool <expression>`` calls the built-in ``calculate`` tool (``/tool time``:
   ``current_datetime``), then answers with the tool's result; ``/steps N`` makes N ``calculate``
-  calls in a row (one per round), so a run of tool steps can be watched.
+  calls in a row (one per round), so a run of tool steps can be watched;
+- ``/mcp <tool> [JSON arguments]`` calls any tool offered by its name (an MCP server's
+  ``server__tool``, say ``/mcp time__get_current_time {"timezone": "Asia/Tokyo"}``), then
+  answers with its result.
 
 Tests and benchmarks use ``/fail`` and ``/long``; the plain reply is
 :meth:`DemoProvider.reply_text`.
@@ -17,6 +20,7 @@ Tests and benchmarks use ``/fail`` and ``/long``; the plain reply is
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -130,8 +134,13 @@ class DemoProvider:
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
         command = prompt.strip().split(" ", 1)[0]
         last = messages[-1] if messages else None
-        if command == "/tool" and last is not None and last.role == "tool":
+        if command in ("/tool", "/mcp") and last is not None and last.role == "tool":
             text = f"The tool `{last.tool_name}` answered: {last.content}"
+        elif command == "/mcp" and (call := _named_call(prompt, tools)) is not None:
+            yield from self._words(f"Let me ask the tool `{call.name}`.", messages)
+            yield call
+            yield Finish("tool_calls")
+            return
         elif command == "/tool" and any(t.get("name") in _DEMO_TOOLS for t in tools):
             yield from self._words("Let me work that out with a tool.", messages)
             yield _tool_call(prompt)
@@ -181,6 +190,23 @@ class DemoProvider:
 
 
 _DEMO_TOOLS = ("calculate", "current_datetime")
+
+
+def _named_call(prompt: str, tools: Sequence[dict[str, Any]]) -> ToolCall | None:
+    """The call ``/mcp <tool> [JSON]`` makes, when that tool is offered and the arguments are a
+    JSON object (else None: the demo answers as usual)."""
+    _command, _, rest = prompt.strip().partition(" ")
+    name, _, raw = rest.strip().partition(" ")
+    if not any(t.get("name") == name for t in tools):
+        return None
+    try:
+        arguments = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return None
+    if not isinstance(arguments, dict):
+        return None
+    digest = hashlib.sha256(prompt.encode()).hexdigest()[:16]
+    return ToolCall(f"demo_{digest}", name, arguments)
 
 
 def _steps_wanted(prompt: str) -> int:

@@ -172,3 +172,65 @@ def revoke_token(token_id: int):
     if request.htmx:
         return _page()
     return redirect(url_for(".index"), 303)
+
+
+def _tool_servers(status: int = 200, error: str | None = None, form: dict | None = None):
+    """The tool servers section (``settings/_tools.html``) for htmx, ``error`` shown inline."""
+    from ..mcp import registry
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    html = render_template(
+        "settings/_tools.html",
+        servers=registry.overview(app, current_user.id),
+        user_hosts=app.config["MCP_USER_HOSTS"],
+        error=error,
+        form=form or {},
+    )
+    return htmx.vary(make_response(html, status))
+
+
+@bp.get("/tools")
+@login_required
+def tool_servers():
+    """The tool servers section: each server's state and tools (the page loads it after)."""
+    if not request.htmx:
+        return redirect(url_for(".index"))
+    return _tool_servers()
+
+
+@bp.post("/tools")
+@login_required
+def add_tool_server():
+    """Add a Streamable HTTP MCP server of the user's own (form fields ``name``, ``url``)."""
+    from ..mcp import registry
+
+    form = {"name": request.form.get("name", ""), "url": request.form.get("url", "")}
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        registry.add_user_server(app, current_user.id, form["name"], form["url"])
+    except InvalidInput as exc:
+        db.session.rollback()
+        if not request.htmx:
+            abort(exc.status, exc.message)
+        return _tool_servers(exc.status, exc.message, form)
+    db.session.commit()
+    if not request.htmx:
+        return redirect(url_for(".index"), 303)
+    return _tool_servers()
+
+
+@bp.post("/tools/<int:server_id>/delete")
+@login_required
+def remove_tool_server(server_id: int):
+    """Remove one of the user's own MCP servers (another user's id is a 404)."""
+    from ..conversations.services import NotFound
+    from ..mcp import registry
+
+    try:
+        registry.remove_user_server(current_user.id, server_id)
+    except NotFound:
+        abort(404, "No such tool server.")
+    db.session.commit()
+    if not request.htmx:
+        return redirect(url_for(".index"), 303)
+    return _tool_servers()

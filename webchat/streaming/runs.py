@@ -26,6 +26,8 @@ from sqlalchemy import select
 
 from .. import providers, tools, tree
 from ..extensions import db
+from ..mcp import approval
+from ..mcp import registry as mcp_registry
 from ..models import Conversation, Message, Project, Role, Run, Status, utcnow
 from ..ops import metrics
 from ..providers.base import (
@@ -82,8 +84,11 @@ def launch(run_id: uuid.UUID, app: Flask | None = None) -> threading.Thread:
 
 
 def cancel(run_id: uuid.UUID) -> None:
-    """Ask a run to stop; it ends ``cancelled`` with its partial text kept."""
+    """Ask a run to stop; it ends ``cancelled`` with its partial text kept. A run awaiting a
+    person's approval (no executor holds it) ends at once, its call not run."""
     store.request_cancel(run_id)
+    if store.set_run_status(run_id, Status.AWAITING, Status.STREAMING):
+        store.finish(run_id, Status.CANCELLED)
 
 
 def history(message_id: uuid.UUID, limit: int = HISTORY_LIMIT) -> list[Message]:
@@ -144,6 +149,10 @@ def to_chat_messages(conversation: Conversation, messages: list[Message]) -> lis
     return out
 
 
+class _Await(Exception):
+    """The run stopped to wait for a person's approval of a tool call (stored already)."""
+
+
 class _Stop(Exception):
     def __init__(self, status: str, error: str | None = None) -> None:
         super().__init__(error or status)
@@ -171,6 +180,8 @@ def _execute(app: Flask, run_id: uuid.UUID) -> None:
     with app.app_context():
         try:
             _run(app, run_id)
+        except _Await:
+            pass  # stored as awaiting_approval: a decision launches the run again
         except _Stop as stop:
             store.finish(run_id, stop.status, stop.error)
         except Exception as exc:
@@ -265,12 +276,20 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
         metrics.provider_error("unknown_model")
         raise _Stop(Status.ERROR, str(exc)) from None
     if client_tools:  # passed to the model, never run here: the reply ends at the calls
-        definitions = list(options.get("tools") or [])
+        toolset = mcp_registry.Toolset(list(options.get("tools") or []), {}, set())
     else:
-        definitions = tools.definitions(app) if app.config["TOOLS_ENABLED"] else []
+        toolset = mcp_registry.toolset(app, conversation)
+        db.session.rollback()
+    definitions = toolset.definitions
     extra: dict[str, Any] = {"session": session} if getattr(provider, "uses_session", False) else {}
     if params and getattr(provider, "takes_params", False):
         extra["params"] = params
+    decided = approval.waiting_message(run_id)
+    if decided is not None:  # a decision continues the run from the stored history
+        message_id = _resume(app, run_id, decided, context, model_id, toolset)
+        earlier = history(message_id)[:-1]
+        chat, call_ids = to_chat_messages(conversation, earlier), taken_call_ids(earlier)
+        db.session.rollback()
     limit = app.config["TOOL_LOOP_LIMIT"]
     for round_ in range(limit + 1):
         stream = provider.stream(model, chat, tools=definitions, **extra)
@@ -289,7 +308,9 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
                 f"The model asked for tools {limit + 1} times in a row; the reply was stopped "
                 f"there (the limit is {limit} rounds).",
             )
-        message_id = _tool_round(app, run_id, last_id, step["tool_calls"], context, model_id)
+        message_id = _tool_round(
+            app, run_id, last_id, step["tool_calls"], context, model_id, toolset
+        )
         chat = to_chat_messages(conversation, history(message_id)[:-1])
         db.session.rollback()
     store.finish(run_id, Status.COMPLETE)
@@ -368,15 +389,23 @@ def _tool_round(
     calls: list[ToolCall],
     context: tools.ToolContext,
     model_id: str,
+    toolset: mcp_registry.Toolset | None = None,
 ) -> uuid.UUID:
     """Run each call in turn (``TOOL_TIMEOUT_MS`` each), store each result as a ``tool`` message
     (``tool_result`` = ``{"tool_call_id", "result", "error", "duration_ms"}``, ``content`` = the
     text the model reads), then open the assistant message of the model's next step and return
-    its id. Raises :class:`_Stop` when the run was cancelled meanwhile."""
+    its id. Raises :class:`_Stop` when the run was cancelled meanwhile, and :class:`_Await`
+    after storing a call whose policy asks for a person's approval (see
+    :mod:`webchat.mcp.approval`); the calls after it run when the run continues."""
     for call in calls:
         if store.append(run_id, after, ""):  # a heartbeat, and the cancel check
             raise _Stop(Status.CANCELLED)
-        outcome = tools.run(call, context, app.config["TOOL_TIMEOUT_MS"])
+        policy = toolset.policy(call) if toolset else "allow"
+        if policy == "ask" and toolset is not None:
+            tool = toolset.mcp[call.name]
+            approval.wait(run_id, after, call, tool.server.name, tool.name)
+            raise _Await
+        outcome = _outcome(app, call, context, toolset, policy)
         after = store.add_message(
             run_id,
             after,
@@ -388,6 +417,67 @@ def _tool_round(
     if store.append(run_id, after, ""):
         raise _Stop(Status.CANCELLED)
     return store.add_message(run_id, after, Role.ASSISTANT, content="", meta={"model": model_id})
+
+
+def _outcome(
+    app: Flask,
+    call: ToolCall,
+    context: tools.ToolContext,
+    toolset: mcp_registry.Toolset | None,
+    policy: str,
+) -> tools.Outcome:
+    """Run an allowed call: an MCP server's tool through :func:`webchat.mcp.registry.call`,
+    a built-in one through :func:`webchat.tools.run`; a ``never`` tool is refused."""
+    if policy == "never":
+        return tools.Outcome(error="this tool is not allowed to run here (its policy is never)")
+    tool = toolset.mcp.get(call.name) if toolset else None
+    if tool is not None:
+        return mcp_registry.call(app, tool, call.arguments)
+    return tools.run(call, context, app.config["TOOL_TIMEOUT_MS"])
+
+
+def _resume(
+    app: Flask,
+    run_id: uuid.UUID,
+    decided: Message,
+    context: tools.ToolContext,
+    model_id: str,
+    toolset: mcp_registry.Toolset,
+) -> uuid.UUID:
+    """Continue a run after a decision on its waiting call ``decided``: run the call (allowed)
+    or store why it did not run (denied, expired), then the round's other unanswered calls, and
+    open the next step's message (see :func:`_tool_round`); returns its id."""
+    waiting = dict((decided.meta or {}).get("approval") or {})
+    arguments = waiting.get("arguments") or {}
+    call = ToolCall(waiting.get("call_id") or "", decided.tool_name or "", arguments)
+    decision = waiting.get("decision")
+    decided_id = decided.id
+    db.session.rollback()  # hold no transaction while the tool runs
+    if decision in ("allow", "allow_conversation"):
+        tool = toolset.mcp.get(call.name)
+        outcome = (
+            mcp_registry.call(app, tool, call.arguments)
+            if tool is not None
+            else tools.Outcome(error="the tool is no longer offered to this conversation")
+        )
+    else:
+        outcome = tools.Outcome(error=approval.declined_text(str(decision), app))
+    store.update_message(
+        run_id,
+        decided_id,
+        content=outcome.text,
+        tool_result=outcome.as_json(call.id),
+        status=Status.COMPLETE,
+    )
+    messages = store.run_messages(run_id)
+    answered = {_tool_call_id(m) for m in messages if m.role == Role.TOOL}
+    rest = [
+        ToolCall(m.tool_call["id"], m.tool_call["name"], m.tool_call.get("arguments") or {})
+        for m in messages
+        if m.role == Role.ASSISTANT and m.tool_call and m.tool_call.get("id") not in answered
+    ]
+    db.session.rollback()
+    return _tool_round(app, run_id, decided_id, rest, context, model_id, toolset)
 
 
 def _store_upstream_result(
@@ -630,6 +720,7 @@ def start_reaper(app: Flask) -> None:
         while True:
             try:
                 reap(app)
+                approval.expire(app)
             except Exception:
                 log.exception("reaper pass failed")
             time.sleep(app.config["REAPER_INTERVAL_MS"] / 1000)

@@ -74,7 +74,8 @@ class StoredMessage:
 
     @property
     def final(self) -> bool:
-        return self.status in Status.FINAL
+        """Sent whole: ended, or a tool call stored as awaiting approval."""
+        return self.status in Status.FINAL or self.status == Status.AWAITING
 
 
 @dataclass
@@ -182,7 +183,9 @@ class RunState:
 
     @property
     def final(self) -> bool:
-        return self.status in Status.FINAL
+        """The stream ends: the run ended, or it waits for a person's approval (a decision
+        starts it again; the page then follows it anew)."""
+        return self.status in Status.FINAL or self.status == Status.AWAITING
 
 
 _NOT_READ = 2**31 - 1  # a substr start past any text: the column is not read
@@ -381,7 +384,9 @@ def _events_for(
     if not message.final:
         return out, Cursor(message.id, offset, thought if not offset else None)
     end_id = f"{message.id}:{END}"
-    if message.role == Role.TOOL:
+    if message.role == Role.TOOL and message.status == Status.AWAITING:
+        pass  # the run waits: its `done` event shows the call's approval card
+    elif message.role == Role.TOOL:
         out.append(_event(fmt, fmt.tool_result(message), "tool_result", end_id))
     elif message.tool_call:
         out.append(_event(fmt, fmt.tool_call(message), "tool_call", end_id))

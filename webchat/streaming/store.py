@@ -407,7 +407,7 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
         tree.advance(last.conversation_id, last.id, closing.id)
         messages.append(closing)
     for message in messages:
-        if message.status in Status.ACTIVE:
+        if message.status in Status.ACTIVE or message.status == Status.AWAITING:
             message.status = status
             message.updated_at = now
         if message.content_html is None and message.role != Role.TOOL:
@@ -427,6 +427,20 @@ def finish(run_id: uuid.UUID, status: str, error: str | None = None) -> None:
     )
     _commit_and_wake(run_id)
     metrics.run_finished(status)
+
+
+def set_run_status(run_id: uuid.UUID, before: str, after: str) -> bool:
+    """Move the run from status ``before`` to ``after`` (a conditional update: False when it was
+    not ``before``), touch its heartbeat, commit and wake its readers."""
+    begin_write()
+    moved = db.session.execute(
+        update(_runs)
+        .where(_runs.c.id == run_id, _runs.c.status == before)
+        .values(status=after, heartbeat_at=utcnow())
+        .returning(_runs.c.id)
+    ).first()
+    _commit_and_wake(run_id)
+    return moved is not None
 
 
 def request_cancel(run_id: uuid.UUID) -> None:

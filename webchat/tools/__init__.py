@@ -59,31 +59,40 @@ class Tool:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a tool call gave: ``result`` (a JSON value) or ``error`` (text), and its duration."""
+    """What a tool call gave: ``result`` (a JSON value) or ``error`` (text), and its duration;
+    ``parts`` are an MCP result's images and other non-text content (see
+    :func:`webchat.mcp.registry.result_parts`); ``limit`` is the most characters of text the
+    model reads."""
 
     result: Any = None
     error: str | None = None
     duration_ms: int = 0
+    parts: list[dict[str, Any]] | None = None
+    limit: int = RESULT_CHARS
 
     @property
     def text(self) -> str:
         """The result as the model reads it: a string as it is, other values as JSON; an error
-        as ``"Error: …"``. At most ``RESULT_CHARS`` characters."""
+        as ``"Error: …"``. At most ``limit`` characters."""
         if self.error is not None:
             return f"Error: {self.error}"
         text = self.result if isinstance(self.result, str) else json.dumps(self.result)
-        if len(text) > RESULT_CHARS:
-            text = text[:RESULT_CHARS] + "… [cut]"
+        if len(text) > self.limit:
+            text = text[: self.limit] + "… [cut]"
         return text
 
     def as_json(self, tool_call_id: str) -> dict[str, Any]:
-        """The stored ``tool_result``: ``{"tool_call_id", "result", "error", "duration_ms"}``."""
-        return {
+        """The stored ``tool_result``: ``{"tool_call_id", "result", "error", "duration_ms"}``,
+        and ``"parts"`` when there are some."""
+        stored = {
             "tool_call_id": tool_call_id,
             "result": self.result,
             "error": self.error,
             "duration_ms": self.duration_ms,
         }
+        if self.parts:
+            stored["parts"] = self.parts
+        return stored
 
 
 _KEY = "webchat.tools"
