@@ -52,6 +52,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .conversations import bp as conversations_bp
+    from .files import bp as files_bp
     from .porting import bp as porting_bp
     from .search import bp as search_bp
     from .settings import bp as settings_bp
@@ -59,6 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(conversations_bp)
+    app.register_blueprint(files_bp)
     app.register_blueprint(search_bp)
     app.register_blueprint(porting_bp)
     api.init_app(app)

@@ -246,7 +246,9 @@ def send_message(conversation_id: uuid.UUID):
     the active leaf, or ``parent_id``, whose branch then becomes the active one."""
     conversation = _conversation(conversation_id)
     body: SendMessage = json_body()
-    message, run = services.send_message(conversation, body.content, body.model, body.parent_id)
+    message, run = services.send_message(
+        conversation, body.content, body.model, body.parent_id, files=body.files
+    )
     db.session.commit()
     return _sent(message, run), 202
 

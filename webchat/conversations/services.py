@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, delete, exists, insert, select, text, update
 from .. import tree
 from ..errors import InvalidInput
 from ..extensions import db
+from ..files import services as file_services
 from ..models import Conversation, Message, Role, Run, Status, User, new_id, utcnow
 from ..providers import available_models
 from ..rendering import render_markdown
@@ -213,8 +214,13 @@ def send_message(
     content: str | None,
     model: str | None = None,
     parent_id: uuid.UUID | str | None = None,
+    files: list[uuid.UUID] | list[str] | None = None,
 ) -> tuple[Message, Run]:
     """Store the user's message and a pending reply to it; returns both (flush only).
+
+    ``files`` are ids of the user's uploads (:mod:`webchat.files`) to attach, in order; with
+    files the text may be empty. An unknown file is a 404, an image for a model that can't read
+    images a 400, both before anything is stored.
 
     The message is a child of ``parent_id`` (a message of this conversation), or else of the
     active leaf; it and its reply become the active path. Commit, then
@@ -224,15 +230,18 @@ def send_message(
     (first ~60 characters).
     """
     _refuse_while_streaming(conversation)
-    content = validate_content(content)
+    attached = file_services.owned_files(conversation.user, files)  # issue 14: files
+    content = validate_content(content) if not attached or (content or "").strip() else ""
     model = validate_model(model) or conversation.model
+    file_services.check_model(model, attached)
     if parent_id is not None:
         parent: Message | None = _message_of(conversation, parent_id, "parent_id")
     else:
         parent = tree.active_leaf(conversation)
     if parent is None and conversation.title == "New chat":
-        conversation.title = title_from(content)
+        conversation.title = title_from(content or attached[0].name)
     message = _new_message(conversation, parent, Role.USER, content)
+    file_services.attach(message, attached)
     run = runs.start(conversation, message, model)
     return message, run
 
@@ -262,6 +271,7 @@ def edit_message(message: Message, content: str | None) -> tuple[Message, Run | 
     if message.role == Role.USER:
         _refuse_while_streaming(conversation)
         edited = _new_message(conversation, parent, Role.USER, content, meta=meta)
+        file_services.copy_references(message.id, edited.id)  # an edit keeps its files
         return edited, runs.start(conversation, edited, conversation.model)
     model = (message.meta or {}).get("model")
     edited = _new_message(

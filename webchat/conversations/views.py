@@ -21,6 +21,7 @@ from htmx_flask import request  # flask's request, typed with .htmx
 from .. import htmx, tree
 from ..errors import InvalidInput
 from ..extensions import db
+from ..files.services import files_of
 from ..models import Conversation, Message, Run
 from ..providers import available_models
 from ..streaming import runs, sse
@@ -93,7 +94,9 @@ def create():
     content = request.form.get("content")
     try:
         conversation = services.create_conversation(current_user, model=request.form.get("model"))
-        _message, run = services.send_message(conversation, content)
+        _message, run = services.send_message(
+            conversation, content, files=request.form.getlist("files")
+        )
     except InvalidInput as exc:
         db.session.rollback()
         return _composer_error(exc, content)
@@ -134,9 +137,14 @@ def show(conversation_id: str):
 
 
 def _tree_context(messages: Iterable[Message]) -> dict:
-    """What the message toolbars of a window need: each message's :class:`tree.Siblings` (one
-    query for the window) and the models a reply can be regenerated with."""
-    return {"siblings": tree.siblings(messages), "models": available_models()}
+    """What the messages of a window need: each message's :class:`tree.Siblings` and files (one
+    query each for the window) and the models a reply can be regenerated with."""
+    messages = list(messages)
+    return {
+        "siblings": tree.siblings(messages),
+        "models": available_models(),
+        "attachments": files_of(messages),  # issue 14: each message's files, one query
+    }
 
 
 def _page(conversation: Conversation, window: paging.Window, status: int = 200, **extra):
@@ -169,6 +177,7 @@ def send(conversation_id: str):
             content,
             request.form.get("model"),
             parent_id=_continuation(conversation, request.form.get("parent_id")),
+            files=request.form.getlist("files"),
         )
     except InvalidInput as exc:
         db.session.rollback()
