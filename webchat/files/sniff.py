@@ -134,9 +134,15 @@ def _image(data: bytes, fmt: str, max_pixels: int, reencode: bool) -> Sniffed:
     )
 
 
+# What an image keeps of Pillow's ``info`` when re-encoded: how to draw it, never metadata
+# (comments, EXIF, XMP, ICC profiles, text chunks, application extensions).
+_DRAWING = ("transparency", "duration", "loop", "background", "disposal")
+
+
 def _reencode(image: Image.Image, fmt: str) -> bytes:
     out = io.BytesIO()
     if fmt == "GIF":
+        image.info = {k: v for k, v in image.info.items() if k in _DRAWING}
         frames = getattr(image, "n_frames", 1)
         options = {"save_all": frames > 1}
         if "duration" in image.info:
@@ -146,6 +152,7 @@ def _reencode(image: Image.Image, fmt: str) -> bytes:
         image.save(out, format="GIF", **options)
         return out.getvalue()
     upright = ImageOps.exif_transpose(image) or image
+    upright.info = {k: v for k, v in upright.info.items() if k in _DRAWING}
     if fmt == "JPEG":
         if upright.mode not in ("RGB", "L", "CMYK"):
             upright = upright.convert("RGB")
