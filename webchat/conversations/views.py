@@ -21,7 +21,7 @@ from htmx_flask import request  # flask's request, typed with .htmx
 from .. import htmx, tree
 from ..errors import InvalidInput
 from ..extensions import db
-from ..files.services import files_of
+from ..files.services import files_of, owned_among
 from ..models import Conversation, Message, Run
 from ..providers import available_models
 from ..streaming import runs, sse
@@ -55,6 +55,7 @@ def _composer_error(exc: InvalidInput, content: str | None, conversation=None):
         error=exc.message,
         content=content,
         models=available_models(),
+        composer_files=owned_among(current_user, request.form.getlist("files")),  # issue 14
     )
     response = make_response(html, exc.status)
     if request.htmx:

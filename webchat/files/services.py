@@ -159,6 +159,18 @@ def owned_files(user: User, file_ids: Sequence[uuid.UUID | str] | None) -> list[
     return files
 
 
+def owned_among(user: User, file_ids: Sequence[uuid.UUID | str]) -> list[File]:
+    """Those of ``file_ids`` that are the user's files, in order (others left out): what a
+    composer shown again after an error keeps attached."""
+    files: list[File] = []
+    for file_id in file_ids:
+        try:
+            files.append(owned_file(user, file_id))
+        except NotFound:
+            continue
+    return files
+
+
 def takes_images(model: str) -> bool:
     """True when the model id matches a pattern of ``VISION_MODELS`` (fnmatch)."""
     return any(fnmatch.fnmatchcase(model, p) for p in current_app.config["VISION_MODELS"])

@@ -89,3 +89,22 @@ def thumbnail(file_id: str):
         abort(404)
     stem = file.name.rsplit(".", 1)[0]
     return _send(data, "image/webp", f"{stem}.thumbnail.webp", file.thumbnail_sha256)
+
+
+@bp.app_template_filter("file_size")
+def file_size(size: int) -> str:
+    """``size`` bytes for people: ``812 B``, ``14 KB``, ``3.2 MB`` (powers of 1,024)."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+@bp.app_template_filter("file_label")
+def file_label(file: File) -> str:
+    """The short label of a file's icon: ``PDF``, or its name's extension (``PY``), or ``TXT``."""
+    if file.kind == "pdf":
+        return "PDF"
+    _, dot, extension = file.name.rpartition(".")
+    return extension[:4].upper() if dot and extension else "TXT"
