@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app, has_request_context, url_for
 from sqlalchemy import delete, exists, func, or_, select
 
 from ..errors import InvalidInput
@@ -225,8 +225,12 @@ def files_of(messages: Iterable[Message]) -> dict[uuid.UUID, list[File]]:
 
 
 def file_url(file: File) -> str:
-    """Where the file is served to its owner (:func:`webchat.files.views.show`)."""
-    return url_for("files.show", file_id=file.id)
+    """Where the file is served to its owner (:func:`webchat.files.views.show`), as a path;
+    outside a request too (an export run from the CLI)."""
+    if has_request_context():
+        return url_for("files.show", file_id=file.id)
+    with current_app.test_request_context():
+        return url_for("files.show", file_id=file.id)
 
 
 def file_out(file: File, *, sha256: bool = True) -> dict[str, Any]:
@@ -315,3 +319,98 @@ __all__ = [
     "takes_images",
     "upload",
 ]
+
+
+# --- Export and import (webchat.porting) -----------------------------------------------------
+
+
+def conversation_files(conversation_id: uuid.UUID) -> tuple[list[File], list[MessageFile]]:
+    """The files the messages of a conversation refer to (each once), and the references: two
+    queries, whatever the number of messages."""
+    references = list(
+        db.session.scalars(
+            select(MessageFile)
+            .join(Message, Message.id == MessageFile.message_id)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(MessageFile.message_id, MessageFile.position)
+        )
+    )
+    ids = {r.file_id for r in references}
+    files = list(db.session.scalars(select(File).where(File.id.in_(ids)).order_by(File.id)))
+    return files, references
+
+
+def export_rows(conversation_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """What a webchat JSON export says of a conversation's files: ``files`` ``[{"id", "name",
+    "media_type", "kind", "size", "sha256", "created_at"}]`` and ``message_files``
+    ``[{"message_id", "file_id", "position"}]``. The bytes travel beside the document (the ZIP's
+    ``files/<sha256>`` members)."""
+    files, references = conversation_files(conversation_id)
+    return {
+        "files": [
+            {
+                "id": str(f.id),
+                "name": f.name,
+                "media_type": f.media_type,
+                "kind": f.kind,
+                "size": f.size,
+                "sha256": f.sha256,
+                "created_at": f.created_at.isoformat(),
+            }
+            for f in files
+        ],
+        "message_files": [
+            {"message_id": str(r.message_id), "file_id": str(r.file_id), "position": r.position}
+            for r in references
+        ],
+    }
+
+
+def import_rows(
+    user: User,
+    doc: dict[str, Any],
+    message_ids: dict[uuid.UUID, uuid.UUID],
+    read_blob: Any,
+    notes: Any,
+) -> int:
+    """Restore the files of an imported document (see :func:`export_rows`) for ``user``:
+    each file's bytes from ``read_blob(sha256)`` (None: not in the export), checked against
+    their SHA-256 and judged as an upload is (images kept byte for byte, so the hashes stay);
+    references re-pointed through ``message_ids`` (old → new message id). A file missing,
+    altered, refused or past the quota is left out and counted in ``notes``. Returns the files
+    restored. Flush only."""
+    by_id: dict[str, File] = {}
+    for row in doc.get("files") or []:
+        if not isinstance(row, dict):
+            continue
+        sha256 = str(row.get("sha256") or "")
+        data = read_blob(sha256) if sha256 else None
+        if data is None:
+            notes["files not in the export (left out)"] += 1
+            continue
+        if storage.sha256_of(data) != sha256:
+            notes["files whose bytes do not match their SHA-256 (left out)"] += 1
+            continue
+        try:
+            check_size(user, len(data))
+            prepared = prepare(data, reencode=False)
+        except InvalidInput as exc:
+            notes[f"files refused: {exc.message}"] += 1
+            continue
+        by_id[str(row.get("id"))] = store(user, clean_name(str(row.get("name") or "")), prepared)
+    for row in doc.get("message_files") or []:
+        file = by_id.get(str(row.get("file_id"))) if isinstance(row, dict) else None
+        try:
+            message_id = message_ids.get(uuid.UUID(str(row.get("message_id"))))
+        except (ValueError, AttributeError):
+            message_id = None
+        if file is None or message_id is None:
+            continue
+        db.session.add(
+            MessageFile(
+                message_id=message_id, file_id=file.id, position=int(row.get("position") or 0)
+            )
+        )
+        file.attached_at = file.attached_at or utcnow()
+    db.session.flush()
+    return len(by_id)
