@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 
@@ -331,6 +332,10 @@ def test_other_users_ids_are_404_on_every_route(app, api):
     sent = send(api, cid, "secret").get_json()
     wait_for_runs(app)
     mid, rid = sent["message"]["id"], sent["reply"]["id"]
+    file_id = api.post(
+        "/files", data={"file": (io.BytesIO(b"secret notes"), "notes.txt")},
+        content_type="multipart/form-data",
+    ).get_json()["id"]  # fmt: skip
     other = Api(app, api_token(app, "bob@example.com"))
     own = new_conversation(other)["id"]
     theirs = send(other, own, "mine").get_json()["message"]["id"]
@@ -358,6 +363,8 @@ def test_other_users_ids_are_404_on_every_route(app, api):
         other.post(f"/messages/{rid}/regenerate", json={}),
         other.post(f"/messages/{rid}/fork"),
         other.put(f"/messages/{rid}/feedback", json={"rating": "down"}),
+        other.get(f"/files/{file_id}"),
+        send(other, own, "with your file", files=[file_id]),
         # the owner's ids inside the other user's own conversation are no way in either
         send(other, own, "graft", parent_id=rid),
         other.post(f"/conversations/{own}/active", json={"message_id": rid}),
@@ -368,6 +375,11 @@ def test_other_users_ids_are_404_on_every_route(app, api):
     ]
     for response in checks:
         assert_error(response, 404, "not_found")
+    # the file's bytes (a page route, reached with the token too)
+    bearer = {"Authorization": f"Bearer {other.token}"}
+    assert other.client.get(f"/files/{file_id}", headers=bearer).status_code == 404
+    mine = {"Authorization": f"Bearer {api.token}"}
+    assert api.client.get(f"/files/{file_id}", headers=mine).status_code == 200
     assert [c["id"] for c in other.get("/conversations").get_json()["items"]] == [own]
     # nothing of the owner's (or anyone's) changed
     mine = api.get(f"/conversations/{cid}").get_json()
@@ -425,6 +437,8 @@ def test_openapi_document_lists_every_route(client):
         ("/api/v1/messages/{message_id}/feedback", "put"),
         ("/api/v1/conversations/{conversation_id}/active", "post"),
         ("/api/v1/models", "get"),
+        ("/api/v1/files", "post"),
+        ("/api/v1/files/{file_id}", "get"),
     }
     assert expected <= {(p, m) for p, ops in paths.items() for m in ops}
     edit = paths["/api/v1/messages/{message_id}/edit"]["post"]["responses"]

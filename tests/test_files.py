@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -16,7 +17,7 @@ from webchat.models import Blob, Conversation, File, Message, MessageFile
 
 from . import files_corpus as corpus
 from .conftest import ROOT, post, sign_up, wait_for_runs
-from .test_api import API, Api, api_token, assert_error
+from .test_api import Api, api_token, assert_error
 
 
 @pytest.fixture(params=["folder", "database"])
@@ -63,8 +64,7 @@ def counts(app) -> tuple[int, int, int]:
 
 
 def stored_files(app) -> list:
-    folder = ROOT.parent / "no-such-folder"
-    folder = __import__("pathlib").Path(app.instance_path) / "files"
+    folder = Path(app.instance_path) / "files"
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 

@@ -52,7 +52,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .conversations import bp as conversations_bp
-    from .files import bp as files_bp
+    from .files.views import bp as files_bp
     from .porting import bp as porting_bp
     from .search import bp as search_bp
     from .settings import bp as settings_bp

@@ -4,7 +4,3 @@ API routes (:mod:`.api`), serving to the owner (:mod:`.views`) and ``flask files
 """
 
 from __future__ import annotations
-
-from .views import bp
-
-__all__ = ["bp"]

@@ -15,7 +15,6 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, request
 from flask_login import current_user
 
-from ..api import tokens
 from ..models import File, User
 from . import services, storage
 
@@ -27,6 +26,8 @@ FILE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandb
 
 
 def _caller() -> User | None:
+    from ..api import tokens  # the API package imports the services this blueprint serves
+
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
