@@ -73,10 +73,9 @@ def test_hostile_files_run_nothing_in_chromium(page: Page, server):
         "inputs => inputs.map(i => i.value)"
     )
     for file_id in ids[:2]:  # SVG and HTML: downloads, never pages
-        with page.expect_download() as download:
-            # Chromium reports "Download is starting" for the navigation
-            with contextlib.suppress(Error):
-                page.goto(f"{server.url}/files/{file_id}")
+        # Chromium reports "Download is starting" for the navigation
+        with page.expect_download() as download, contextlib.suppress(Error):
+            page.goto(f"{server.url}/files/{file_id}")
         assert download.value.suggested_filename in ("x.svg", "x.html")
     page.goto(f"{server.url}/files/{ids[2]}")  # the polyglot: an image, nothing more
     assert "pwned" not in page.title()
