@@ -301,3 +301,22 @@ def test_migration_0016_from_0011_with_data(app, api):
     items = api.get(f"/conversations/{cid}/messages").get_json()["items"]
     assert [m["content"] for m in items if m["role"] == "user"] == ["ocelot", "more"]
     assert items[-2]["files"][0]["id"] == image["id"]
+
+
+def test_an_edit_and_a_fork_keep_the_files(app, api):
+    image = uploaded(api, "shot.png", corpus.png())
+    cid = api.post("/conversations", json={}).get_json()["id"]
+    sent = api.post(
+        f"/conversations/{cid}/messages", json={"content": "see", "files": [image["id"]]}
+    ).get_json()
+    wait_for_runs(app)
+    edited = api.post(f"/messages/{sent['message']['id']}/edit", json={"content": "look"})
+    assert edited.status_code == 202, edited.get_data(as_text=True)
+    wait_for_runs(app)
+    assert [f["id"] for f in edited.get_json()["message"]["files"]] == [image["id"]]
+    forked = api.post(f"/messages/{sent['reply']['id']}/fork")
+    assert forked.status_code == 201, forked.get_data(as_text=True)
+    copy = forked.get_json()["id"]
+    items = api.get(f"/conversations/{copy}/messages").get_json()["items"]
+    assert [f["id"] for f in items[0]["files"]] == [image["id"]]
+    assert counts(app)[2] == 3  # the original, the edit, the fork's copy: one file

@@ -271,7 +271,7 @@ def edit_message(message: Message, content: str | None) -> tuple[Message, Run | 
     if message.role == Role.USER:
         _refuse_while_streaming(conversation)
         edited = _new_message(conversation, parent, Role.USER, content, meta=meta)
-        file_services.copy_references(message.id, edited.id)  # an edit keeps its files
+        file_services.copy_references({message.id: edited.id})  # an edit keeps its files
         return edited, runs.start(conversation, edited, conversation.model)
     model = (message.meta or {}).get("model")
     edited = _new_message(
@@ -372,9 +372,11 @@ def copy_path(path: tree.Path, target: Conversation, batch: int = 1000) -> None:
     columns = [c for c in Message.__table__.columns if c.key not in skip]
     for start in range(0, path.length, batch):
         rows: list[dict[str, Any]] = []
+        in_batch: dict[uuid.UUID, uuid.UUID] = {}
         for m in path.messages(start, start + batch - 1):
             new = new_id()
             copied[m.id] = new
+            in_batch[m.id] = new
             row = {c.key: getattr(m, "meta" if c.key == "metadata" else c.key) for c in columns}
             row.update(id=new, conversation_id=target.id, parent_id=previous)
             if m.run_id is not None:
@@ -386,6 +388,7 @@ def copy_path(path: tree.Path, target: Conversation, batch: int = 1000) -> None:
             rows.append(row)
         tree.place_rows(target.id, rows)
         _insert_copies(rows, run_rows)
+        file_services.copy_references(in_batch)  # the copies keep their files (issue 14)
     # A copied run answers the copy of its user message, starting at the copy of its first
     # message (retry and regenerate read them); set once the copies are in.
     links = [

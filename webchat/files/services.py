@@ -195,13 +195,21 @@ def attach(message: Message, files: Sequence[File]) -> None:
         db.session.flush()
 
 
-def copy_references(source_id: uuid.UUID, target_id: uuid.UUID) -> None:
-    """Give the message ``target_id`` the files of ``source_id`` (an edit, a fork's copy)."""
+def copy_references(copies: dict[uuid.UUID, uuid.UUID]) -> None:
+    """Give each copy of a message the files of its original: ``copies`` maps an original
+    message id to its copy's (an edit of a user message, the messages a fork copies, a
+    thousand at a time). One query; flush only."""
+    if not copies:
+        return
     rows = db.session.execute(
-        select(MessageFile.file_id, MessageFile.position).where(MessageFile.message_id == source_id)
+        select(MessageFile.message_id, MessageFile.file_id, MessageFile.position).where(
+            MessageFile.message_id.in_(list(copies))
+        )
     ).all()
-    for file_id, position in rows:
-        db.session.add(MessageFile(message_id=target_id, file_id=file_id, position=position))
+    for message_id, file_id, position in rows:
+        db.session.add(
+            MessageFile(message_id=copies[message_id], file_id=file_id, position=position)
+        )
     if rows:
         db.session.flush()
 
