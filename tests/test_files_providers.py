@@ -128,3 +128,26 @@ def test_a_model_without_vision_gets_a_clear_error_and_nothing_is_sent(make_app,
     assert response.status_code == 400
     assert "can&#39;t read images" in response.get_data(as_text=True)
     assert upstream.posts() == []
+
+
+def test_claude_code_finds_the_files_in_its_working_folder(make_app, tmp_path, monkeypatch):
+    from .test_providers_claude_code import FAKE_CLAUDE, calls, use_transcript
+
+    log = tmp_path / "claude-calls.jsonl"
+    monkeypatch.setenv("FAKE_CLAUDE_LOG", str(log))
+    use_transcript(monkeypatch, "hello-world-script.jsonl")
+    work = tmp_path / "work"
+    app = make_app(CLAUDE_CODE_COMMAND=str(FAKE_CLAUDE), CLAUDE_CODE_CWD=str(work))
+    client = app.test_client()
+    sign_up(client)
+    notes = page_upload(client, "notes.txt", b"buy milk")
+    shot = page_upload(client, "shot.png", corpus.png())
+    send_files(app, client, "claude-code/default", [notes, shot], content="Read these")
+    [call] = calls(log)
+    written = sorted((work / "webchat-files").iterdir(), key=lambda p: p.name.split("-", 1)[1])
+    assert [p.name.split("-", 1)[1] for p in written] == ["notes.txt", "shot.png"]
+    assert written[0].read_bytes() == b"buy milk"
+    assert written[1].read_bytes() == client.get(shot["url"]).get_data()
+    assert call["stdin"].startswith("Read these\n\nAttached files, in the working folder:\n")
+    for path in written:
+        assert f"webchat-files/{path.name}" in call["stdin"]
