@@ -1,11 +1,12 @@
 """Take the screenshots in docs/screenshots/ with headless Chromium (Debian's /usr/bin/chromium).
 
-Usage: .venv/bin/python scripts/screenshots.py
+Usage: .venv/bin/python scripts/screenshots.py [--files]   (--files: the files shots alone)
 Starts webchat on a throw-away SQLite database, fills one conversation with a reply that shows
 Markdown, code, a table and a tool call — a prompt in two versions and a reply in three, so the
 message toolbar shows ‹ n/m › — and captures the conversation page in light and dark, on a desktop
 and a phone, the toolbar and its menus close up, the edit form, plus a reply mid-stream, search
-results and the sign-in page.
+results and the sign-in page; and files: the composer with files attached, the conversation
+with their thumbnail and downloads (light and dark).
 """
 
 from __future__ import annotations
@@ -118,6 +119,37 @@ def tree_shots(page, scheme: str) -> None:
         page.wait_for_selector("article.msg.user")
 
 
+def files_shots(browser, server, scheme: str) -> None:
+    """Files (issue 14): the composer with a pasted screenshot and a PDF attached, then the
+    conversation showing their thumbnail and download after sending."""
+    from tests import files_corpus as corpus
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+    page = ctx.new_page()
+    page.goto(server.url + "/login")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill("correct horse")
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(server.url + "/")
+    shot = OUT.parent / "screenshots" / "conversation-light.png"
+    page.locator("[data-attach-input]").set_input_files(
+        [
+            {"name": "screenshot.png", "mimeType": "image/png", "buffer": shot.read_bytes()},
+            {"name": "q3-report.pdf", "mimeType": "application/pdf", "buffer": corpus.text_pdf()},
+            {"name": "notes.md", "mimeType": "text/markdown", "buffer": b"# Notes\n"},
+        ]
+    )
+    page.wait_for_selector("#composer-files .file-chip[data-file-id] >> nth=2")
+    page.get_by_label("Message").fill("What does this screenshot show, and does the report agree?")
+    page.screenshot(path=OUT / f"files-composer-{scheme}.png")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_selector('article.msg.assistant[data-status="complete"]', timeout=20000)
+    page.reload()
+    page.wait_for_timeout(400)
+    page.screenshot(path=OUT / f"files-conversation-{scheme}.png")
+    ctx.close()
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,7 +165,8 @@ def main() -> None:
                           "--disable-background-networking", "--disable-component-update",
                           "--disable-sync"],
                 )  # fmt: skip
-                for scheme in ("dark", "light"):  # light last: it sends a message
+                only_files = "--files" in sys.argv  # the files shots alone (issue 14)
+                for scheme in () if only_files else ("dark", "light"):  # light last: it sends
                     ctx = browser.new_context(
                         viewport={"width": 1280, "height": 800}, color_scheme=scheme
                     )
@@ -176,6 +209,8 @@ def main() -> None:
                         mpage.screenshot(path=OUT / "conversation-phone.png")
                         mobile.close()
                     ctx.close()
+                for scheme in ("light", "dark"):
+                    files_shots(browser, server, scheme)
                 browser.close()
         finally:
             server.stop()

@@ -41,18 +41,11 @@
   }
 
   function chip(file) {
+    // An icon until the server's thumbnail exists (the CSP allows no blob: images).
     var node = el("div", "file-chip uploading");
-    if (file.type && file.type.indexOf("image/") === 0 && window.URL) {
-      var img = el("img", "file-thumb");
-      img.alt = "";
-      img.src = URL.createObjectURL(file);
-      img.addEventListener("load", function () { URL.revokeObjectURL(img.src); });
-      node.appendChild(img);
-    } else {
-      var icon = el("span", "file-icon", label(file.name || "file", file.type));
-      icon.setAttribute("aria-hidden", "true");
-      node.appendChild(icon);
-    }
+    var icon = el("span", "file-icon", label(file.name || "image.png", file.type));
+    icon.setAttribute("aria-hidden", "true");
+    node.appendChild(icon);
     var text = el("span", "file-text");
     text.appendChild(el("span", "file-name", file.name || "pasted image"));
     text.appendChild(el("span", "file-size", size(file.size)));
@@ -96,6 +89,12 @@
         node.insertBefore(hidden, node.firstChild);
         node.setAttribute("data-file-id", body.id);
         node.querySelector(".file-size").textContent = size(body.size);
+        if (body.thumbnail_url) {
+          var img = el("img", "file-thumb");
+          img.alt = "";
+          img.src = body.thumbnail_url;
+          node.replaceChild(img, node.querySelector(".file-icon"));
+        }
         node.classList.remove("uploading");
         node.removeChild(node.querySelector("progress"));
       } else {
