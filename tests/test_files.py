@@ -320,3 +320,42 @@ def test_an_edit_and_a_fork_keep_the_files(app, api):
     items = api.get(f"/conversations/{copy}/messages").get_json()["items"]
     assert [f["id"] for f in items[0]["files"]] == [image["id"]]
     assert counts(app)[2] == 3  # the original, the edit, the fork's copy: one file
+
+
+def test_search_finds_the_text_of_attached_files_and_pdfs(app, api):
+    notes = uploaded(api, "notes.md", b"Remember the wombat migration on Tuesday")
+    report = uploaded(api, "q3.pdf", corpus.text_pdf("Quarterly ocelot report"))
+    unsent = uploaded(api, "draft.txt", b"wombat draft never sent")
+    cid = api.post("/conversations", json={"title": "Planning"}).get_json()["id"]
+    sent = api.post(
+        f"/conversations/{cid}/messages",
+        json={"content": "see attached", "files": [notes["id"], report["id"]]},
+    ).get_json()
+    wait_for_runs(app)
+    found = api.get("/search", query_string={"q": "wombat"}).get_json()
+    assert [h["name"] for h in found["attachments"]] == ["notes.md"]
+    hit = found["attachments"][0]
+    assert hit["message_id"] == sent["message"]["id"] and hit["conversation_title"] == "Planning"
+    assert "<mark>wombat</mark>" in hit["snippet"]
+    assert (
+        api.get("/search", query_string={"q": "ocelots"}).get_json()["attachments"][0]["name"]
+        == "q3.pdf"
+    )  # stemmed, in the PDF's text
+    assert (
+        api.get("/search", query_string={"q": "wombat", "role": "assistant"}).get_json()[
+            "attachments"
+        ]
+        == []
+    )
+    other = Api(app, api_token(app, "bob@example.com"))
+    assert other.get("/search", query_string={"q": "wombat"}).get_json()["attachments"] == []
+    browser = app.test_client()
+    with browser.session_transaction() as session:
+        session["_user_id"] = "1:0"
+    page = browser.get("/search", query_string={"q": "wombat"}).get_data(as_text=True)
+    assert "In attached files" in page and "notes.md" in page
+    assert unsent["id"] not in page
+    # purged with its conversation, the file is no hit any more
+    api.delete(f"/conversations/{cid}")
+    app.test_cli_runner().invoke(args=["files", "gc"])
+    assert api.get("/search", query_string={"q": "wombat"}).get_json()["attachments"] == []

@@ -4,6 +4,9 @@ Revision ID: 0016
 Revises: 0011
 Create Date: 2026-12-01 05:20:00
 
+The text of text files and PDFs is searchable: an FTS5 table ``files_fts`` kept by triggers on
+SQLite, a GIN expression index on PostgreSQL.
+
 New tables only: ``messages`` and ``conversations`` are not altered (no batch mode, their
 triggers stay). ``message_files`` cascades from messages, so a purged conversation drops its
 references; ``flask files gc`` then deletes the files and blobs nobody refers to.
@@ -63,9 +66,39 @@ def upgrade():
         sa.Column("position", sa.Integer(), nullable=False),
     )
     op.create_index("ix_message_files_file_id", "message_files", ["file_id"])
+    # Search of the text of text files and PDFs (webchat.files.search).
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            f"CREATE INDEX ix_files_search ON files USING gin ({PG_VECTOR}) "
+            "WHERE kind IN ('text', 'pdf')"
+        )
+    else:
+        for statement in SQLITE_SEARCH:
+            op.execute(statement)
+
+
+# The same expressions as webchat/files/search.py.
+PG_VECTOR = "to_tsvector('english', name || ' ' || coalesce(text, ''))"
+SQLITE_SEARCH = (
+    "CREATE VIRTUAL TABLE files_fts USING fts5("
+    "name, body, file_id UNINDEXED, tokenize = 'porter unicode61 remove_diacritics 2')",
+    # by the file's id, not its rowid (VACUUM may renumber the rowids of a table keyed by a
+    # UUID); the triggers keep the index in step, cascades included
+    "CREATE TRIGGER files_fts_insert AFTER INSERT ON files WHEN new.kind IN ('text', 'pdf') "
+    "BEGIN INSERT INTO files_fts(name, body, file_id) "
+    "VALUES (new.name, coalesce(new.text, ''), new.id); END",
+    "CREATE TRIGGER files_fts_delete AFTER DELETE ON files WHEN old.kind IN ('text', 'pdf') "
+    "BEGIN DELETE FROM files_fts WHERE file_id = old.id; END",
+)
 
 
 def downgrade():
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX IF EXISTS ix_files_search")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS files_fts_insert")
+        op.execute("DROP TRIGGER IF EXISTS files_fts_delete")
+        op.execute("DROP TABLE IF EXISTS files_fts")
     op.drop_table("message_files")
     op.drop_table("files")
     op.drop_table("blobs")

@@ -15,6 +15,7 @@ from flask import current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidInput
+from ..files.search import search_files, takes_attachments
 from ..porting import FORMATS, ImportReport, import_upload
 from ..porting.views import BULK_EXPORTS, conversation_download, download
 from ..search import BadCursor, Filters, search
@@ -65,10 +66,28 @@ class SearchHit(BaseModel):
     )
 
 
+class AttachmentHit(BaseModel):
+    """An attached text file or PDF whose name or text matches, and the message carrying it."""
+
+    file_id: uuid.UUID
+    name: str
+    media_type: str
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    conversation_title: str
+    created_at: datetime
+    snippet: str = Field(description="Sanitized HTML, matches in <mark>.")
+
+
 class SearchResults(BaseModel):
     """Hits, best first."""
 
     items: list[SearchHit]
+    attachments: list[AttachmentHit] = Field(
+        default=[],
+        description="The first page only (no cursor), with no filter but role=user: attached "
+        "text files and PDFs whose text matches, best first (at most 10).",
+    )
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at end.")
     windowed: bool = Field(
         description="More than 10,000 messages match: the hits are the best of the newest "
@@ -175,7 +194,20 @@ def search_messages():
         )
         for hit in results.items
     ]
-    return SearchResults(items=items, next_cursor=results.next_cursor, windowed=results.windowed)
+    attachments: list[AttachmentHit] = (
+        [
+            AttachmentHit(**{**vars(hit), "snippet": str(hit.snippet)})
+            for hit in search_files(current_api_user(), query.q)
+        ]
+        if query.cursor is None and takes_attachments(filters)
+        else []
+    )  # issue 14
+    return SearchResults(
+        items=items,
+        attachments=attachments,
+        next_cursor=results.next_cursor,
+        windowed=results.windowed,
+    )
 
 
 @bp.get("/conversations/<uuid:conversation_id>/export")
