@@ -114,6 +114,8 @@ def test_size_limit_and_quota_are_413_naming_the_limit(make_app, backend):
     api = Api(app, api_token(app))
     error = assert_error(upload(api, "big.txt", b"x" * 5001), 413, "too_large")
     assert "5,000 bytes" in error["message"]
+    error = assert_error(upload(api, "huge.txt", b"x" * 200_000), 413, "too_large")
+    assert "5,000 bytes" in error["message"]  # refused from its Content-Length, unread
     uploaded(api, "one.txt", b"a" * 4000)
     uploaded(api, "two.txt", b"b" * 4000)
     uploaded(api, "three.txt", b"c" * 3000)

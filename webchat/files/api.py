@@ -35,7 +35,10 @@ class FileUpload(BaseModel):
 def _allow_file_uploads(endpoint: str | None, values: dict | None) -> None:
     # Before the API's authentication, which may read the form (CSRF of a session call).
     if endpoint == "api.upload_file":
-        request.max_content_length = current_app.config["FILES_MAX_BYTES"] + ENVELOPE_BYTES
+        limit = current_app.config["FILES_MAX_BYTES"]
+        request.max_content_length = limit + ENVELOPE_BYTES
+        if (request.content_length or 0) > limit + ENVELOPE_BYTES:  # say the limit, unread
+            fail(413, f"This file is too large; files may be at most {limit:,} bytes.")
 
 
 @bp.post("/files")
