@@ -13,8 +13,8 @@ import tempfile
 
 import pytest
 import schemathesis
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from webchat import create_app
 from webchat.auth import services as accounts
