@@ -215,6 +215,10 @@ def test_a_message_carries_its_files_and_the_page_shows_thumbnails(app, api):
     listed = api.get(f"/conversations/{cid}/messages").get_json()["items"]
     assert [f["id"] for f in listed[0]["files"]] == [image["id"], notes["id"]]
     assert listed[1]["files"] == []
+    size = image["size"]  # the demo model says what it was sent
+    assert listed[1]["content"].startswith(
+        f"I received 2 files: shot.png (image/png, {size:,} bytes), notes.md (text/plain, 7 bytes)."
+    )
 
 
 def test_images_to_a_model_that_cant_read_them_are_refused_before_anything_is_stored(make_app):

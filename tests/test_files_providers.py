@@ -126,7 +126,9 @@ def test_a_model_without_vision_gets_a_clear_error_and_nothing_is_sent(make_app,
         client, "/c", {"content": "see", "model": "openai/gpt-4o-mini", "files": shot["id"]}
     )
     assert response.status_code == 400
-    assert "can&#39;t read images" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "can&#39;t read images" in page
+    assert f'name="files" value="{shot["id"]}"' in page  # the composer keeps the file attached
     assert upstream.posts() == []
 
 
