@@ -147,6 +147,17 @@ def files_shots(browser, server, scheme: str) -> None:
     page.reload()
     page.wait_for_timeout(400)
     page.screenshot(path=OUT / f"files-conversation-{scheme}.png")
+    if scheme == "light":
+        mobile = browser.new_context(
+            viewport={"width": 390, "height": 780}, color_scheme=scheme,
+            storage_state=ctx.storage_state(), device_scale_factor=2,
+            has_touch=True, is_mobile=True,
+        )  # fmt: skip
+        phone = mobile.new_page()
+        phone.goto(page.url)
+        phone.wait_for_timeout(500)
+        phone.screenshot(path=OUT / "files-phone.png")
+        mobile.close()
     ctx.close()
 
 
