@@ -14,6 +14,7 @@ from .. import files_corpus as corpus
 from .test_chat import sign_up
 
 pytestmark = pytest.mark.browser
+UPLOADS_MS = 20_000  # how long uploads may take on a loaded machine before a test gives up
 
 PASTE = """async (b64) => {
   const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
@@ -23,6 +24,15 @@ PASTE = """async (b64) => {
   area.focus();
   const init = {clipboardData: data, bubbles: true, cancelable: true};
   area.dispatchEvent(new ClipboardEvent("paste", init));
+}"""
+
+
+DROP = """(text) => {
+  const data = new DataTransfer();
+  data.items.add(new File([text], "dropped.txt", {type: "text/plain"}));
+  const init = {dataTransfer: data, bubbles: true, cancelable: true};
+  document.querySelector("#messages, main").dispatchEvent(new DragEvent("dragover", init));
+  document.querySelector("#messages, main").dispatchEvent(new DragEvent("drop", init));
 }"""
 
 
@@ -37,12 +47,20 @@ def test_paste_a_screenshot_attach_a_pdf_send_and_see_thumbnails_after_reload(pa
         ]
     )
     chips = page.locator("#composer-files .file-chip")
-    expect(chips).to_have_count(3)  # the junk refused, its chip gone
+    expect(chips).to_have_count(3, timeout=UPLOADS_MS)  # the junk refused, its chip gone
     expect(page.locator("#composer-error")).to_contain_text("junk.bin: This kind of file")
-    expect(page.locator("#composer-files .file-chip.uploading")).to_have_count(0)
-    expect(chips.nth(1)).to_contain_text("report.pdf")
+    expect(page.locator("#composer-files .file-chip.uploading")).to_have_count(
+        0, timeout=UPLOADS_MS
+    )
+    expect(chips.filter(has_text="report.pdf")).to_have_count(1)
     page.get_by_role("button", name="Remove drop-me.txt").click()
     expect(chips).to_have_count(2)
+    page.evaluate(DROP, "dropped on the page")  # files dropped anywhere on the page
+    expect(chips).to_have_count(3)
+    expect(chips.filter(has_text="dropped.txt")).to_have_count(1)
+    expect(page.locator("#composer-files .file-chip.uploading")).to_have_count(
+        0, timeout=UPLOADS_MS
+    )
     page.get_by_label("Message").fill("What is in these?")
     page.get_by_role("button", name="Send").click()
     expect(page.locator("article.msg.assistant").last).to_have_attribute(
@@ -55,8 +73,9 @@ def test_paste_a_screenshot_attach_a_pdf_send_and_see_thumbnails_after_reload(pa
     expect(image).to_have_count(1)
     expect(image).to_have_attribute("loading", "lazy")
     assert image.evaluate("img => img.complete && img.naturalWidth") == 320  # the thumbnail
-    expect(user.locator(".msg-file")).to_contain_text("report.pdf")
-    expect(user.locator(".msg-file")).to_have_attribute("download", "report.pdf")
+    expect(user.locator(".msg-file").first).to_contain_text("report.pdf")
+    expect(user.locator(".msg-file").first).to_have_attribute("download", "report.pdf")
+    expect(user.locator(".msg-file").last).to_contain_text("dropped.txt")
 
 
 def test_hostile_files_run_nothing_in_chromium(page: Page, server):
@@ -68,7 +87,8 @@ def test_hostile_files_run_nothing_in_chromium(page: Page, server):
             {"name": "x.jpg", "mimeType": "text/html", "buffer": corpus.polyglot_jpeg_html()},
         ]
     )
-    expect(page.locator("#composer-files .file-chip[data-file-id]")).to_have_count(3)
+    uploaded = page.locator("#composer-files .file-chip[data-file-id]")
+    expect(uploaded).to_have_count(3, timeout=UPLOADS_MS)
     ids = page.locator("#composer-files input[name=files]").evaluate_all(
         "inputs => inputs.map(i => i.value)"
     )

@@ -96,10 +96,18 @@ def upload(user: User, name: str | None, data: bytes) -> File:
     """Store an upload of ``user``: sniffed and prepared (:func:`prepare`), its bytes stored once
     by SHA-256 (:func:`webchat.files.storage.put`). The same bytes under the same name uploaded
     again by the same user give back the file already stored. Raises :class:`InvalidInput`: 400
-    for a refused file, 413 past the size limit or the quota. Flush only."""
+    for a refused file, 413 past the size limit or the quota. Ends the transaction it finds
+    (nothing is written yet) before decoding: a request's transaction holds SQLite's write lock
+    (``BEGIN IMMEDIATE``, :mod:`webchat.db`), which other requests must not wait on for an image
+    decode. Flush only."""
     check_size(user, len(data))
+    user_id = user.id
+    db.session.rollback()
     prepared = prepare(data)
-    return store(user, clean_name(name), prepared)
+    owner = db.session.get(User, user_id)
+    assert owner is not None
+    check_size(owner, len(data))  # again, in the transaction that writes
+    return store(owner, clean_name(name), prepared)
 
 
 def store(user: User, name: str, prepared: Sniffed, created_at: Any = None) -> File:
