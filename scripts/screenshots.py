@@ -148,17 +148,23 @@ def files_shots(browser, server, scheme: str) -> None:
     page.wait_for_timeout(400)
     page.screenshot(path=OUT / f"files-conversation-{scheme}.png")
     if scheme == "light":
-        mobile = browser.new_context(
-            viewport={"width": 390, "height": 780}, color_scheme=scheme,
-            storage_state=ctx.storage_state(), device_scale_factor=2,
-            has_touch=True, is_mobile=True,
-        )  # fmt: skip
-        phone = mobile.new_page()
-        phone.goto(page.url)
-        phone.wait_for_timeout(500)
-        phone.screenshot(path=OUT / "files-phone.png")
-        mobile.close()
+        phone_shot(browser, ctx, page.url, scheme, "files-phone.png")
     ctx.close()
+
+
+def phone_shot(browser, ctx, url: str, scheme: str, name: str) -> None:
+    """``url`` on a 390-pixel phone (touch, 2× pixels) signed in as ``ctx`` is, saved as
+    ``name``."""
+    mobile = browser.new_context(
+        viewport={"width": 390, "height": 780}, color_scheme=scheme,
+        storage_state=ctx.storage_state(), device_scale_factor=2,
+        has_touch=True, is_mobile=True,
+    )  # fmt: skip
+    phone = mobile.new_page()
+    phone.goto(url)
+    phone.wait_for_timeout(500)
+    phone.screenshot(path=OUT / name)
+    mobile.close()
 
 
 def main() -> None:
@@ -209,16 +215,7 @@ def main() -> None:
                             "button", name="Stop"
                         ).click()
                         page.wait_for_timeout(500)
-                        mobile = browser.new_context(
-                            viewport={"width": 390, "height": 780}, color_scheme=scheme,
-                            storage_state=ctx.storage_state(), device_scale_factor=2,
-                            has_touch=True, is_mobile=True,
-                        )  # fmt: skip
-                        mpage = mobile.new_page()
-                        mpage.goto(page.url)
-                        mpage.wait_for_timeout(500)
-                        mpage.screenshot(path=OUT / "conversation-phone.png")
-                        mobile.close()
+                        phone_shot(browser, ctx, page.url, scheme, "conversation-phone.png")
                     ctx.close()
                 for scheme in ("light", "dark"):
                     files_shots(browser, server, scheme)

@@ -15,7 +15,7 @@ from flask import current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidInput
-from ..files.search import search_files, takes_attachments
+from ..files.search import FileHit, search_files, takes_attachments
 from ..porting import FORMATS, ImportReport, import_upload
 from ..porting.views import BULK_EXPORTS, conversation_download, download
 from ..search import BadCursor, Filters, search
@@ -66,24 +66,11 @@ class SearchHit(BaseModel):
     )
 
 
-class AttachmentHit(BaseModel):
-    """An attached text file or PDF whose name or text matches, and the message carrying it."""
-
-    file_id: uuid.UUID
-    name: str
-    media_type: str
-    message_id: uuid.UUID
-    conversation_id: uuid.UUID
-    conversation_title: str
-    created_at: datetime
-    snippet: str = Field(description="Sanitized HTML, matches in <mark>.")
-
-
 class SearchResults(BaseModel):
     """Hits, best first."""
 
     items: list[SearchHit]
-    attachments: list[AttachmentHit] = Field(
+    attachments: list[FileHit] = Field(
         default=[],
         description="The first page only (no cursor), with no filter but role=user: attached "
         "text files and PDFs whose text matches, best first (at most 10).",
@@ -194,11 +181,8 @@ def search_messages():
         )
         for hit in results.items
     ]
-    attachments: list[AttachmentHit] = (
-        [
-            AttachmentHit(**{**vars(hit), "snippet": str(hit.snippet)})
-            for hit in search_files(current_api_user(), query.q)
-        ]
+    attachments: list[FileHit] = (
+        search_files(current_api_user(), query.q)
         if query.cursor is None and takes_attachments(filters)
         else []
     )  # issue 14

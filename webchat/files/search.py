@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from markupsafe import Markup
 from sqlalchemy import text
 
 from ..extensions import db
@@ -28,8 +27,9 @@ MAX_HITS = 50
 
 @dataclass(frozen=True)
 class FileHit:
-    """An attached file whose name or text matches: the file, the message that carries it,
-    its conversation, and a highlighted snippet (sanitized HTML, matches in ``<mark>``)."""
+    """An attached text file or PDF whose name or text matches: the file, the message that
+    carries it, its conversation, and a snippet (sanitized HTML, matches in ``<mark>``; a
+    :class:`~markupsafe.Markup` for the page). Also the API's shape of an attachment hit."""
 
     file_id: uuid.UUID
     name: str
@@ -38,7 +38,7 @@ class FileHit:
     conversation_id: uuid.UUID
     conversation_title: str
     created_at: datetime
-    snippet: Markup
+    snippet: str
 
 
 _SQLITE = text(
