@@ -11,16 +11,13 @@ import io
 import pytest
 
 from . import files_corpus as corpus
+from . import test_providers
 from .conftest import csrf_token, fixture_path, post, sign_up, wait_for_runs
-from .fakes.upstream import FakeUpstream, cassette_replies, chunk_file_reply
+from .fakes.upstream import cassette_replies, chunk_file_reply
 from .test_conversations import messages_of
 from .test_providers import ANTHROPIC_TOOLS, TEXT_CHUNKS, upstream_config
 
-
-@pytest.fixture
-def upstream():
-    with FakeUpstream() as fake:
-        yield fake
+upstream = test_providers.upstream  # the loopback upstream fixture, as the providers' tests have it
 
 
 @pytest.fixture
