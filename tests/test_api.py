@@ -323,7 +323,7 @@ def test_unknown_routes_and_methods_answer_json(api):
 
 def test_models(api):
     body = api.get("/models").get_json()
-    assert {"id": "demo/echo", "provider": "demo"} in body["items"]
+    assert {"id": "demo/echo", "provider": "demo", "images": True} in body["items"]
     assert body["default"] == "demo/echo"
 
 

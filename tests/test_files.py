@@ -233,6 +233,7 @@ def test_images_to_a_model_that_cant_read_them_are_refused_before_anything_is_st
     assert "can't read images" in error["message"]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Message)) == 0
+    assert [m["images"] for m in api.get("/models").get_json()["items"]] == [False]
     text = uploaded(api, "a.txt", b"plain")
     ok = api.post(f"/conversations/{cid}/messages", json={"content": "x", "files": [text["id"]]})
     assert ok.status_code == 202

@@ -423,6 +423,11 @@ class ConversationPatch(Body):
 class ModelOut(BaseModel):
     id: str = Field(description="provider/model, as conversations and messages take it.")
     provider: str
+    images: bool = Field(
+        default=False,
+        description="It reads images attached to messages (VISION_MODELS); an image sent to a "
+        "model that doesn't is a 400.",
+    )
 
 
 class ModelList(BaseModel):

@@ -16,6 +16,7 @@ from .. import tree
 from ..conversations import paging, services
 from ..conversations.services import NotFound
 from ..extensions import db
+from ..files.services import takes_images
 from ..models import Conversation, Message, Run, Status
 from ..providers import available_models
 from ..streaming import runs, sse
@@ -346,6 +347,9 @@ def set_feedback(message_id: uuid.UUID):
 def list_models():
     """The models of the configured providers (``provider/model``) and the default one."""
     return ModelList(
-        items=[ModelOut(id=m, provider=m.split("/", 1)[0]) for m in available_models()],
+        items=[
+            ModelOut(id=m, provider=m.split("/", 1)[0], images=takes_images(m))
+            for m in available_models()
+        ],
         default=current_app.config["DEFAULT_MODEL"],
     )
