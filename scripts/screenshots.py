@@ -1,6 +1,6 @@
 """Take the screenshots in docs/screenshots/ with headless Chromium (Debian's /usr/bin/chromium).
 
-Usage: .venv/bin/python scripts/screenshots.py [gateway]
+Usage: .venv/bin/python scripts/screenshots.py [gateway | files]
 Starts webchat on a throw-away SQLite database, fills one conversation with a reply that shows
 Markdown, code, a table and a tool call — a prompt in two versions and a reply in three, so the
 message toolbar shows ‹ n/m › — and captures the conversation page in light and dark, on a desktop
@@ -14,7 +14,9 @@ open on a phone, and an imported Claude Code session
 (../shared/fixtures/claude-code/coverage-test-fix.jsonl) read as tool steps, light and dark.
 ``gateway`` takes only the recording gateway's: the Settings page with a new token and its
 snippet, and a conversation a script streams through ``/v1`` with the openai SDK, marked in the
-sidebar by the token's name (light mid-stream, dark when done).
+sidebar by the token's name (light mid-stream, dark when done). ``files`` takes only the
+files': the composer with files attached, the conversation with their thumbnail and downloads
+(light and dark).
 """
 
 from __future__ import annotations
@@ -385,6 +387,40 @@ def sign_in(page, server, shot: Path | None = None) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
+def files_shots(browser, server, scheme: str) -> None:
+    """Files (issue 14): the composer with a pasted screenshot and a PDF attached, then the
+    conversation showing their thumbnail and download after sending."""
+    from tests import files_corpus as corpus
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+    page = ctx.new_page()
+    sign_in(page, server)
+    page.goto(server.url + "/")
+    shot = OUT.parent / "screenshots" / "conversation-light.png"
+    page.locator("[data-attach-input]").set_input_files(
+        [
+            {"name": "screenshot.png", "mimeType": "image/png", "buffer": shot.read_bytes()},
+            {"name": "q3-report.pdf", "mimeType": "application/pdf", "buffer": corpus.text_pdf()},
+            {"name": "notes.md", "mimeType": "text/markdown", "buffer": b"# Notes\n"},
+        ]
+    )
+    page.wait_for_selector("#composer-files .file-chip[data-file-id] >> nth=2")
+    page.get_by_label("Message").fill("What does this screenshot show, and does the report agree?")
+    page.screenshot(path=OUT / f"files-composer-{scheme}.png")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_selector('article.msg.assistant[data-status="complete"]', timeout=20000)
+    page.reload()
+    page.wait_for_timeout(400)
+    page.screenshot(path=OUT / f"files-conversation-{scheme}.png")
+    if scheme == "light":
+        reopened(
+            browser, ctx, page.url, "files-phone.png",
+            viewport={"width": 390, "height": 780}, color_scheme=scheme,
+            device_scale_factor=2, has_touch=True, is_mobile=True,
+        )  # fmt: skip
+    ctx.close()
+
+
 def main(only: str | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -403,6 +439,11 @@ def main(only: str | None = None) -> None:
                 )
                 if only == "gateway":
                     gateway_shots(browser, server)
+                    browser.close()
+                    return
+                if only == "files":
+                    for scheme in ("light", "dark"):
+                        files_shots(browser, server, scheme)
                     browser.close()
                     return
                 for scheme in ("dark", "light"):  # light last: it sends a message
@@ -443,6 +484,8 @@ def main(only: str | None = None) -> None:
                         )  # fmt: skip
                     ctx.close()
                 everyday(browser, server, server.url)
+                for scheme in ("light", "dark"):
+                    files_shots(browser, server, scheme)
                 browser.close()
         finally:
             server.stop()

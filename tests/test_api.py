@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 
@@ -322,7 +323,7 @@ def test_unknown_routes_and_methods_answer_json(api):
 
 def test_models(api):
     body = api.get("/models").get_json()
-    assert {"id": "demo/echo", "provider": "demo"} in body["items"]
+    assert {"id": "demo/echo", "provider": "demo", "images": True} in body["items"]
     assert body["default"] == "demo/echo"
 
 
@@ -344,6 +345,10 @@ def test_other_users_ids_are_404_on_every_route(app, api):
     sent = send(api, cid, "secret").get_json()
     wait_for_runs(app)
     mid, rid = sent["message"]["id"], sent["reply"]["id"]
+    file_id = api.post(
+        "/files", data={"file": (io.BytesIO(b"secret notes"), "notes.txt")},
+        content_type="multipart/form-data",
+    ).get_json()["id"]  # fmt: skip
     other = Api(app, api_token(app, "bob@example.com"))
     own = new_conversation(other)["id"]
     theirs = send(other, own, "mine").get_json()["message"]["id"]
@@ -379,6 +384,8 @@ def test_other_users_ids_are_404_on_every_route(app, api):
         other.post(f"/messages/{rid}/approval", json={"decision": "allow"}),
         other.delete(f"/tool-servers/{own_server_id(app, 'ada@example.com')}"),
         other.patch(f"/conversations/{cid}", json={"tools": []}),
+        other.get(f"/files/{file_id}"),
+        send(other, own, "with your file", files=[file_id]),
         # the owner's ids inside the other user's own conversation are no way in either
         send(other, own, "graft", parent_id=rid),
         other.post(f"/conversations/{own}/active", json={"message_id": rid}),
@@ -410,6 +417,11 @@ def test_other_users_ids_are_404_on_every_route(app, api):
     gateway = other.client.post("/v1/messages", json={**ask, "max_tokens": 9}, headers=pinned)
     assert gateway.status_code == 404
     assert gateway.get_json()["error"]["type"] == "not_found_error"
+    # the file's bytes (a page route, reached with the token too)
+    bearer = {"Authorization": f"Bearer {other.token}"}
+    assert other.client.get(f"/files/{file_id}", headers=bearer).status_code == 404
+    mine = {"Authorization": f"Bearer {api.token}"}
+    assert api.client.get(f"/files/{file_id}", headers=mine).status_code == 200
     assert [c["id"] for c in other.get("/conversations").get_json()["items"]] == [own]
     # nothing of the owner's (or anyone's) changed
     mine = api.get(f"/conversations/{cid}").get_json()
@@ -486,6 +498,8 @@ def test_openapi_document_lists_every_route(client):
         ("/api/v1/shares/{share_id}", "patch"),
         ("/api/v1/shares/{share_id}", "delete"),
         ("/api/v1/shared/{share_id}", "get"),
+        ("/api/v1/files", "post"),
+        ("/api/v1/files/{file_id}", "get"),
     }
     assert expected <= {(p, m) for p, ops in paths.items() for m in ops}
     edit = paths["/api/v1/messages/{message_id}/edit"]["post"]["responses"]

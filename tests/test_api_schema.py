@@ -14,6 +14,7 @@ import tempfile
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from webchat import create_app
 from webchat.auth import services as accounts
@@ -79,7 +80,10 @@ def test_api_matches_its_document(case, app, owner):
     headers = {"Accept-Encoding": "identity"}
     if positive or generated.startswith("Bearer "):
         headers["Authorization"] = f"Bearer {owner['token']}"
-    case.call_and_validate(app=app, headers=headers)
+    # An upload's bytes are judged by their content, which the document cannot describe: random
+    # bytes of a schema-valid upload are a documented 400 ("this kind of file can't be attached").
+    excluded = [positive_data_acceptance] if case.path == "/api/v1/files" else []
+    case.call_and_validate(app=app, headers=headers, excluded_checks=excluded)
     real = {k: owner[k] for k in ("conversation_id", "message_id") if k in case.path_parameters}
     if positive and real:
         case.path_parameters.update(real)

@@ -4,6 +4,7 @@ with plain forms; refused actions inline, changing nothing."""
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 
@@ -15,7 +16,8 @@ from webchat.models import Conversation, Message, Project, Run, Share
 from webchat.providers import register
 from webchat.providers.base import Finish, ProviderError, TextDelta, ToolCall
 
-from .conftest import parse_sse, post, sign_up, wait_for_runs
+from . import files_corpus
+from .conftest import csrf_token, parse_sse, post, sign_up, wait_for_runs
 from .fakes.queued import QueuedProvider
 from .test_conversations import messages_of, start_conversation
 
@@ -323,9 +325,18 @@ def test_another_users_ids_are_404(app, client):
     cid = start_conversation(client)
     wait_for_runs(app)
     user, reply = messages_of(app, cid)
+    image = client.post(
+        "/api/v1/files",
+        data={"file": (io.BytesIO(files_corpus.png()), "a.png")},
+        headers={"X-CSRFToken": csrf_token(client, "/")},
+        content_type="multipart/form-data",
+    ).get_json()
+    assert client.get(image["thumbnail_url"]).status_code == 200
     other = app.test_client()
     sign_up(other, "b@example.com")
     before = count_messages(app)
+    for url in (image["url"], image["thumbnail_url"]):  # files (issue 14)
+        assert other.get(url).status_code == 404
     assert other.get(f"/m/{user.id}/edit").status_code == 404
     assert other.get(f"/m/{user.id}/edit", headers={"HX-Request": "true"}).status_code == 404
     for action, data in (
@@ -372,6 +383,10 @@ def test_another_users_ids_are_404(app, client):
         assert db.session.get(Project, uuid.UUID(project)).name == "Mine"
         assert db.session.get(Conversation, uuid.UUID(own)).project_id is None
         assert [t.name for t in db.session.get(Conversation, uuid.UUID(cid)).tags] == ["secret"]
+    own = start_conversation(other)  # another's file in one's own conversation: no way in
+    wait_for_runs(app)
+    response = post(other, f"/c/{own}/messages", {"content": "x", "files": image["id"]})
+    assert response.status_code == 404
 
 
 def test_a_forked_failed_reply_can_be_retried(app, user_client):

@@ -66,6 +66,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .auth import bp as auth_bp
     from .conversations import bp as conversations_bp
     from .conversations.project_views import bp as projects_bp
+    from .files.views import bp as files_bp
     from .porting import bp as porting_bp
     from .search import bp as search_bp
     from .settings import bp as settings_bp
@@ -76,6 +77,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(conversations_bp)
     app.register_blueprint(projects_bp)
     app.register_blueprint(shares_bp)
+    app.register_blueprint(files_bp)
     app.register_blueprint(search_bp)
     app.register_blueprint(porting_bp)
     api.init_app(app)

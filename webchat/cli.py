@@ -1,6 +1,7 @@
 """Operator commands: ``flask users`` (create, list with storage, disable, enable,
 reset-password), and the registration of the features' groups (``flask trash``, ``flask import``,
-``flask tokens``, ``flask seed``, ``flask audit``, ``flask backup``, ``flask maintenance``)."""
+``flask tokens``, ``flask files``, ``flask seed``, ``flask audit``, ``flask backup``,
+``flask maintenance``)."""
 
 from __future__ import annotations
 
@@ -108,12 +109,14 @@ def init_app(app: Flask) -> None:
     from .audit import cli as audit
     from .backup import backup_cli, maintenance_command
     from .conversations.cli import trash
+    from .files.cli import files_cli
     from .mcp.cli import mcp
     from .porting.cli import importer
     from .seed import seed_command
 
     app.cli.add_command(users)
     app.cli.add_command(trash)
+    app.cli.add_command(files_cli)
     app.cli.add_command(importer)
     app.cli.add_command(tokens)
     app.cli.add_command(seed_command)

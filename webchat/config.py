@@ -38,6 +38,7 @@ class Defaults:
     OPENAI_MODELS: list[str] | None = None  # None → a few OpenAI models, or none with a base URL
     OPENAI_LIST_MODELS: bool | None = None  # add GET /models; None → only with a base URL
     OPENAI_TOOLS = True  # send tool definitions (False for models that reject them)
+    OPENAI_PDF_PARTS: bool | None = None  # PDFs as file parts; None → only without a base URL
     ANTHROPIC_API_KEY: str | None = None  # plain ANTHROPIC_API_KEY env var honoured too
     ANTHROPIC_BASE_URL: str | None = None  # without /v1
     ANTHROPIC_MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]
@@ -73,6 +74,25 @@ class Defaults:
     TRASH_RETENTION_DAYS = 30  # days in Trash before a conversation is purged; 0 keeps it
     TITLE_GENERATION = True  # a real model titles a new conversation in the background
     IMPORT_MAX_BYTES = 512 * 1024 * 1024  # largest upload on the import page, in bytes
+    # Files attached to messages (webchat.files)
+    FILES_BACKEND = "folder"  # "folder": <instance>/files; "database": in the blobs table
+    FILES_MAX_BYTES = 20 * 1024 * 1024  # largest file one upload takes, in bytes
+    FILES_QUOTA_BYTES = 1024 * 1024 * 1024  # bytes of files one user may keep; 0: no quota
+    FILES_MAX_IMAGE_PIXELS = 40_000_000  # larger images are refused (decompression bombs)
+    FILES_MAX_TEXT_CHARS = 200_000  # text kept of a text file or PDF, in characters
+    FILES_PDF_MAX_PAGES = 500  # pages of a PDF whose text is read
+    FILES_UNATTACHED_HOURS = 24  # an upload no message uses is deleted by gc after this
+    # Models that take images: fnmatch patterns of model ids
+    VISION_MODELS = [
+        "demo/*",
+        "openai/gpt-4o*",
+        "openai/gpt-4.1*",
+        "openai/gpt-5*",
+        "openai/o3*",
+        "openai/o4*",
+        "anthropic/*",
+        "claude-code/*",
+    ]
     # Abuse limits (webchat.limits), in the "limits" notation; "" switches one off.
     LOGIN_LIMIT = "10 per 15 minutes"  # failed sign-ins per account
     LOGIN_IP_LIMIT = "30 per 15 minutes"  # failed sign-ins per client IP

@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -519,3 +520,62 @@ class AuditEvent(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     user: Mapped[User | None] = relationship(foreign_keys=[user_id])
+
+
+# --- Files attached to messages (issue 14, migration 0015) -----------------------------------
+
+
+class Blob(Model):
+    """The bytes of one file content, stored once by its SHA-256 (hex): in the instance folder
+    (``backend = "folder"``, ``data`` NULL) or in this row (``backend = "database"``). A blob
+    lives while a :class:`File` refers to it (as its content or its thumbnail)."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)  # bytes
+    backend: Mapped[str] = mapped_column(String(16))
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class File(Model):
+    """A file a user uploaded: its name, sniffed media type and kind (``image``, ``text`` or
+    ``pdf``), size in bytes, its content (:class:`Blob` ``sha256``), for images a thumbnail blob
+    and the size in pixels, for text and PDFs the text (sent to models and searched).
+    ``flask files gc`` deletes it once no message refers to it (an upload never sent: after
+    ``FILES_UNATTACHED_HOURS``)."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_user_sha256", "user_id", "sha256"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))  # image | text | pdf
+    size: Mapped[int] = mapped_column(Integer)  # bytes, as stored
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    thumbnail_sha256: Mapped[str | None] = mapped_column(
+        ForeignKey("blobs.sha256"), default=None, index=True
+    )
+    width: Mapped[int | None] = mapped_column(Integer, default=None)  # pixels
+    height: Mapped[int | None] = mapped_column(Integer, default=None)
+    text: Mapped[str | None] = mapped_column(Text, default=None, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When a message first referred to it: from then on, no reference left means no use left.
+    attached_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class MessageFile(Model):
+    """A message's reference to a file, in the order attached (``position`` from 0)."""
+
+    __tablename__ = "message_files"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    file_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)

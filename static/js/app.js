@@ -40,7 +40,8 @@
     if (!(ta instanceof HTMLTextAreaElement) || !ta.closest("#composer")) return;
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
-      if (ta.value.trim() && !ta.disabled) ta.form.requestSubmit();
+      var files = ta.form.querySelector('input[name="files"]'); // issue 14: files alone send too
+      if ((ta.value.trim() || files) && !ta.disabled) ta.form.requestSubmit();
     }
   });
   // A new API token's field selects itself when clicked, ready to copy (settings/_tokens.html).

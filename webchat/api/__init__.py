@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from ..files import api as files_api  # noqa: F401  (issue 14: POST /files, GET /files/{id})
 from . import auth, errors, organise, porting, views  # noqa: F401  (they register the routes on bp)
 from .base import bp, spec
 

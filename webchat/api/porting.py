@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..conversations import projects
 from ..errors import InvalidInput
+from ..files.search import FileHit, search_files, takes_attachments
 from ..porting import FORMATS, ImportReport, import_upload
 from ..porting.views import BULK_EXPORTS, conversation_download, download
 from ..search import BadCursor, Filters, search
@@ -72,6 +73,11 @@ class SearchResults(BaseModel):
     """Hits, best first."""
 
     items: list[SearchHit]
+    attachments: list[FileHit] = Field(
+        default=[],
+        description="The first page only (no cursor), with no filter but role=user: attached "
+        "text files and PDFs whose text matches, best first (at most 10).",
+    )
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at end.")
     windowed: bool = Field(
         description="More than 10,000 messages match: the hits are the best of the newest "
@@ -180,7 +186,17 @@ def search_messages():
         )
         for hit in results.items
     ]
-    return SearchResults(items=items, next_cursor=results.next_cursor, windowed=results.windowed)
+    attachments: list[FileHit] = (
+        search_files(current_api_user(), query.q)
+        if query.cursor is None and takes_attachments(filters)
+        else []
+    )  # issue 14
+    return SearchResults(
+        items=items,
+        attachments=attachments,
+        next_cursor=results.next_cursor,
+        windowed=results.windowed,
+    )
 
 
 @bp.get("/conversations/<uuid:conversation_id>/export")

@@ -16,6 +16,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from typing_extensions import TypeAliasType
 
 from .. import tree
+from ..files.schemas import FileRef
+from ..files.services import file_out, files_of
 from ..models import Conversation, Message, Project, Role, Share, Status
 
 STORABLE = r"^[^\u0000]*$"  # no NUL
@@ -148,15 +150,28 @@ class MessageOut(BaseModel):
     previous_sibling_id: uuid.UUID | None = Field(description="The older sibling, or null.")
     next_sibling_id: uuid.UUID | None = Field(description="The newer sibling, or null.")
     feedback: Feedback
+    files: list[FileRef] = Field(description="The files attached to the message, in order.")
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def many(cls, messages: list[Message]) -> list[MessageOut]:
         """``messages`` in the same order, with their sibling positions read by one
-        :func:`webchat.tree.siblings` call (whatever the number of messages)."""
+        :func:`webchat.tree.siblings` call and their files by one query (whatever the number
+        of messages)."""
         places = tree.siblings(messages)
-        return [cls._of(m, places[m.id]) for m in messages]
+        attached = files_of(messages)
+        return [
+            cls._of(m, places[m.id]).model_copy(
+                update={
+                    "files": [
+                        FileRef.model_validate(file_out(f, sha256=False))
+                        for f in attached.get(m.id, ())
+                    ]
+                }
+            )
+            for m in messages
+        ]
 
     @classmethod
     def of(cls, message: Message) -> MessageOut:
@@ -186,6 +201,7 @@ class MessageOut(BaseModel):
                 rating=message.feedback_rating,  # type: ignore[arg-type]
                 comment=message.feedback_comment,
             ),
+            files=[],
             created_at=message.created_at,
             updated_at=message.updated_at,
         )
@@ -249,6 +265,11 @@ class SendMessage(Body):
     parent_id: uuid.UUID = optional(
         description="Answer this message of the conversation instead of the active leaf; the new "
         "branch becomes the active one."
+    )
+    files: list[uuid.UUID] = optional(
+        max_length=20,
+        description="Ids of files uploaded with POST /api/v1/files to attach, in order (404 for "
+        "one that is not yours; 400 for an image to a model that can't read images).",
     )
 
 
@@ -451,6 +472,11 @@ class ConversationPatch(Body):
 class ModelOut(BaseModel):
     id: str = Field(description="provider/model, as conversations and messages take it.")
     provider: str
+    images: bool = Field(
+        default=False,
+        description="It reads images attached to messages (VISION_MODELS); an image sent to a "
+        "model that doesn't is a 400.",
+    )
 
 
 class ModelList(BaseModel):

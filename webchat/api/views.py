@@ -16,6 +16,7 @@ from .. import tree
 from ..conversations import paging, projects, services
 from ..conversations.services import NotFound
 from ..extensions import db
+from ..files.services import takes_images
 from ..mcp import approval
 from ..mcp import registry as mcp_registry
 from ..models import Conversation, Message, Run, Status
@@ -278,7 +279,9 @@ def send_message(conversation_id: uuid.UUID):
     the active leaf, or ``parent_id``, whose branch then becomes the active one."""
     conversation = _conversation(conversation_id)
     body: SendMessage = json_body()
-    message, run = services.send_message(conversation, body.content, body.model, body.parent_id)
+    message, run = services.send_message(
+        conversation, body.content, body.model, body.parent_id, files=body.files
+    )
     db.session.commit()
     return _sent(message, run), 202
 
@@ -390,7 +393,10 @@ def set_feedback(message_id: uuid.UUID):
 def list_models():
     """The models of the configured providers (``provider/model``) and the default one."""
     return ModelList(
-        items=[ModelOut(id=m, provider=m.split("/", 1)[0]) for m in available_models()],
+        items=[
+            ModelOut(id=m, provider=m.split("/", 1)[0], images=takes_images(m))
+            for m in available_models()
+        ],
         default=current_app.config["DEFAULT_MODEL"],
     )
 

@@ -1,4 +1,5 @@
-"""``flask trash purge``: remove conversations whose time in Trash is up."""
+"""``flask trash purge``: remove conversations whose time in Trash is up, then the files only
+they used."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import click
 from flask.cli import AppGroup
 
 from ..extensions import db
+from ..files import services as files
 from . import services
 
 trash = AppGroup("trash", help="Manage conversations in Trash.")
@@ -17,3 +19,5 @@ def purge_command() -> None:
     count = services.purge_expired()
     db.session.commit()
     click.echo(f"purged {count} conversation{'s' if count != 1 else ''} from Trash")
+    freed = files.collect_garbage()  # the files only those conversations used (issue 14)
+    click.echo(f"deleted {freed['files']} files nobody refers to")

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, exists, insert, select, text, update
 from .. import tree
 from ..errors import InvalidInput
 from ..extensions import db
+from ..files import services as file_services
 from ..models import Conversation, Message, Project, Role, Run, Status, User, new_id, utcnow
 from ..providers import available_models
 from ..rendering import render_markdown
@@ -252,8 +253,13 @@ def send_message(
     content: str | None,
     model: str | None = None,
     parent_id: uuid.UUID | str | None = None,
+    files: list[uuid.UUID] | list[str] | None = None,
 ) -> tuple[Message, Run]:
     """Store the user's message and a pending reply to it; returns both (flush only).
+
+    ``files`` are ids of the user's uploads (:mod:`webchat.files`) to attach, in order; with
+    files the text may be empty. An unknown file is a 404, an image for a model that can't read
+    images a 400, both before anything is stored.
 
     The message is a child of ``parent_id`` (a message of this conversation), or else of the
     active leaf; it and its reply become the active path. Commit, then
@@ -263,15 +269,18 @@ def send_message(
     (first ~60 characters).
     """
     _refuse_while_streaming(conversation)
-    content = validate_content(content)
+    attached = file_services.owned_files(conversation.user, files)  # issue 14: files
+    content = validate_content(content) if not attached or (content or "").strip() else ""
     model = validate_model(model) or conversation.model
+    file_services.check_model(model, attached)
     if parent_id is not None:
         parent: Message | None = _message_of(conversation, parent_id, "parent_id")
     else:
         parent = tree.active_leaf(conversation)
     if parent is None and conversation.title == "New chat":
-        conversation.title = title_from(content)
+        conversation.title = title_from(content or attached[0].name)
     message = new_message(conversation, parent, Role.USER, content)
+    file_services.attach(message, attached)
     run = runs.start(conversation, message, model)
     return message, run
 
@@ -301,6 +310,7 @@ def edit_message(message: Message, content: str | None) -> tuple[Message, Run | 
     if message.role == Role.USER:
         _refuse_while_streaming(conversation)
         edited = new_message(conversation, parent, Role.USER, content, meta=meta)
+        file_services.copy_references({message.id: edited.id})  # an edit keeps its files
         return edited, runs.start(conversation, edited, conversation.model)
     model = (message.meta or {}).get("model")
     edited = new_message(
@@ -407,11 +417,13 @@ def copy_path(
     columns = [c for c in Message.__table__.columns if c.key not in skip]
     for start in range(0, path.length, batch):
         rows: list[dict[str, Any]] = []
+        in_batch: dict[uuid.UUID, uuid.UUID] = {}
         for m in path.messages(start, start + batch - 1):
             if keep is not None and not keep(m):
                 continue
             new = new_id()
             copied[m.id] = new
+            in_batch[m.id] = new
             row = {c.key: getattr(m, "meta" if c.key == "metadata" else c.key) for c in columns}
             row.update(id=new, conversation_id=target.id, parent_id=previous)
             if m.run_id is not None:
@@ -424,6 +436,7 @@ def copy_path(
         if rows:
             tree.place_rows(target.id, rows)
             _insert_copies(rows, run_rows)
+            file_services.copy_references(in_batch)  # the copies keep their files (issue 14)
     # A copied run answers the copy of its user message, starting at the copy of its first
     # message (retry and regenerate read them); set once the copies are in.
     links = [

@@ -21,6 +21,7 @@ from htmx_flask import request  # flask's request, typed with .htmx
 from .. import htmx, tree
 from ..errors import InvalidInput
 from ..extensions import db
+from ..files.services import files_of, owned_among
 from ..models import Conversation, Message, Project, Run
 from ..providers import available_models
 from ..shares import services as share_links  # a module: it imports conversations too
@@ -57,6 +58,7 @@ def _composer_error(exc: InvalidInput, content: str | None, conversation=None, p
         error=exc.message,
         content=content,
         models=available_models(),
+        composer_files=owned_among(current_user, request.form.getlist("files")),  # issue 14
     )
     response = make_response(html, exc.status)
     if request.htmx:
@@ -124,7 +126,9 @@ def create():
         conversation = services.create_conversation(
             current_user, model=request.form.get("model"), project=project
         )
-        _message, run = services.send_message(conversation, content)
+        _message, run = services.send_message(
+            conversation, content, files=request.form.getlist("files")
+        )
     except InvalidInput as exc:
         db.session.rollback()
         return _composer_error(exc, content, project=project)
@@ -177,9 +181,14 @@ def _project_items(conversation: Conversation) -> dict | None:
 
 
 def _tree_context(messages: Iterable[Message]) -> dict:
-    """What the message toolbars of a window need: each message's :class:`tree.Siblings` (one
-    query for the window) and the models a reply can be regenerated with."""
-    return {"siblings": tree.siblings(messages), "models": available_models()}
+    """What the messages of a window need: each message's :class:`tree.Siblings` and files (one
+    query each for the window) and the models a reply can be regenerated with."""
+    messages = list(messages)
+    return {
+        "siblings": tree.siblings(messages),
+        "models": available_models(),
+        "attachments": files_of(messages),  # issue 14: each message's files, one query
+    }
 
 
 def _page(conversation: Conversation, window: paging.Window, status: int = 200, **extra):
@@ -216,6 +225,7 @@ def send(conversation_id: str):
             content,
             request.form.get("model"),
             parent_id=_continuation(conversation, request.form.get("parent_id")),
+            files=request.form.getlist("files"),
         )
     except InvalidInput as exc:
         db.session.rollback()

@@ -13,7 +13,12 @@ The JSON document (``format`` ``"webchat.conversation"``, ``version`` 1)::
                       "project": {"name", "instructions", "default_model"} | null,
                       "tags": ["<name>", ...]},
      "messages": [{every column of the message but conversation_id, segment_id, depth}, ...],
-     "runs": [{every column of the run but conversation_id}, ...]}
+     "runs": [{every column of the run but conversation_id}, ...],
+     "files": [{"id", "name", "media_type", "kind", "size", "sha256", "created_at"}, ...],
+     "message_files": [{"message_id", "file_id", "position"}, ...]}
+
+The files' bytes are not in the document: the ZIP export carries each once, as the member
+``files/<sha256>`` (see :func:`webchat.files.services.export_rows`).
 
 Messages are oldest first; every branch of the tree is there (``parent_id``), and
 ``active_message_id`` is the leaf of the path the person reads. ``segment_id`` and ``depth``
@@ -41,6 +46,7 @@ from sqlalchemy.orm import Mapper
 
 from .. import tree
 from ..extensions import db
+from ..files import services as file_services
 from ..models import (
     Conversation,
     Message,
@@ -152,7 +158,9 @@ def json_chunks(conversation: Conversation) -> Iterator[str]:
     yield '],"runs":['
     for i, run in enumerate(_batches(Run, conversation)):
         yield ("," if i else "") + _dumps(row_dict(run))
-    yield "]}"
+    attached = file_services.export_rows(conversation.id)  # issue 14
+    yield '],"files":' + _dumps(attached["files"])
+    yield ',"message_files":' + _dumps(attached["message_files"]) + "}"
 
 
 def to_json(conversation: Conversation) -> dict[str, Any]:
@@ -268,6 +276,7 @@ def _turns(messages: Iterable[Message], heading: str) -> Iterator[str]:
         if message.role in (Role.USER, Role.SYSTEM):
             who = "You" if message.role == Role.USER else "System"
             yield f"\n{heading} {who} · {_when(message.created_at)}\n\n{message.content.rstrip()}\n"
+            yield from _file_links(message)
             continue
         if not in_turn:
             model = (message.meta or {}).get("model") or ""
@@ -292,6 +301,23 @@ def _turns(messages: Iterable[Message], heading: str) -> Iterator[str]:
             yield f"\n**Called `{name}`**\n\n" + _fence(arguments, "json")
         if message.error:
             yield f"\n> {message.error}\n"
+
+
+def _file_links(message: Message) -> Iterator[str]:
+    """Markdown links to the files of a user message (issue 14): ``- [name](/files/<id>)``,
+    where webchat serves them to their owner."""
+    files = file_services.files_of([message]).get(message.id, [])
+    if files:
+        lines = "".join(
+            f"- [{_link_text(f.name)}]({file_services.file_url(f)}) "
+            f"({f.media_type.split(';')[0]})\n"
+            for f in files
+        )
+        yield f"\n**Files**\n\n{lines}"
+
+
+def _link_text(name: str) -> str:
+    return re.sub(r"([\\`*_\[\]<>])", r"\\\1", name)
 
 
 def user_conversations(user: User, project: Project | None = None) -> Iterator[Conversation]:
@@ -354,10 +380,11 @@ class _Sink(io.RawIOBase):
 
 def zip_chunks(user: User, project: Project | None = None) -> Iterator[bytes]:
     """All of the user's conversations (not in Trash; ``project``'s alone if given) as a ZIP of
-    webchat JSON files, one per conversation, produced as it is sent: at most one
-    conversation's pieces and :data:`ZIP_FLUSH_BYTES` of compressed output are held at a
-    time."""
+    webchat JSON files, one per conversation, and the bytes of their files (``files/<sha256>``,
+    each once), produced as it is sent: at most one conversation's pieces and
+    :data:`ZIP_FLUSH_BYTES` of compressed output are held at a time."""
     sink = _Sink()
+    written: set[str] = set()  # each file's bytes once, however many messages use them
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for conversation in user_conversations(user, project):
             with archive.open(filename(conversation, "json"), "w", force_zip64=True) as member:
@@ -366,6 +393,11 @@ def zip_chunks(user: User, project: Project | None = None) -> Iterator[bytes]:
                     if sink.size >= ZIP_FLUSH_BYTES:
                         yield sink.take()
             yield sink.take()
+            for file in file_services.conversation_files(conversation.id)[0]:  # issue 14
+                if file.sha256 not in written:
+                    written.add(file.sha256)
+                    archive.writestr(f"files/{file.sha256}", file_services.read(file))
+                    yield sink.take()
     yield sink.take()
 
 

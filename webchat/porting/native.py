@@ -10,6 +10,7 @@ file cannot inject markup.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import uuid
@@ -24,6 +25,7 @@ from ..conversations import projects
 from ..db import begin_write
 from ..errors import InvalidInput
 from ..extensions import db
+from ..files import services as file_services
 from ..models import Conversation, Message, Project, Run, User, UTCDateTime, new_id
 from ..providers import available_models
 from ..rendering import render_markdown
@@ -178,9 +180,12 @@ def _project_named(user: User, fields: dict[str, Any] | None) -> Project | None:
     )
 
 
-def import_document(user: User, doc: Any, label: str, report: ImportReport) -> None:
+def import_document(
+    user: User, doc: Any, label: str, report: ImportReport, read_blob: Any = None
+) -> None:
     """Import one conversation document for ``user`` (one commit), counting into ``report``;
-    a malformed document goes into ``report.failed``."""
+    a malformed document goes into ``report.failed``. Its files come back from
+    ``read_blob(sha256) -> bytes | None`` (a ZIP export's ``files/<sha256>`` members)."""
     if isinstance(doc, Unreadable):
         report.failed.append((label, str(doc)))
         return
@@ -239,6 +244,8 @@ def import_document(user: User, doc: Any, label: str, report: ImportReport) -> N
         projects.set_tags(imported, tag_list)
     ordered = drafts.parents_first(messages, lambda m: [m["id"]], lambda m: m.get("parent_id"))
     drafts.insert_rows(ordered, runs)
+    if doc.get("files"):  # issue 14
+        file_services.import_rows(user, doc, mapping, read_blob or _no_blob, report.notes)
     if active is None and messages:
         active = max(messages, key=lambda m: (m["created_at"], m["id"]))["id"]
     tree.set_active(conversation["id"], active)
@@ -252,9 +259,38 @@ def import_file(user: User, fileobj: IO[bytes]) -> ImportReport:
     """Import every conversation document of a webchat export file for ``user`` (a commit per
     conversation); returns the report. Raises :class:`Unreadable` for a broken ZIP."""
     report = ImportReport(format=SOURCE, files=1)
-    for label, doc in documents(fileobj):
-        import_document(user, doc, label, report)
+    with _blobs(fileobj) as read_blob:
+        for label, doc in documents(fileobj):
+            import_document(user, doc, label, report, read_blob)
     return report
+
+
+def _no_blob(_sha256: str) -> bytes | None:
+    return None
+
+
+@contextlib.contextmanager
+def _blobs(fileobj: IO[bytes]) -> Iterator[Any]:
+    """``read_blob(sha256) -> bytes | None`` over a ZIP export's ``files/<sha256>`` members
+    (a second reader of the same seekable file: zipfile seeks before every read)."""
+    head = fileobj.read(4)
+    fileobj.seek(0)
+    if not head.startswith(b"PK"):
+        yield _no_blob
+        return
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except zipfile.BadZipFile:
+        yield _no_blob
+        return
+    names = set(archive.namelist())
+
+    def read_blob(sha256: str) -> bytes | None:
+        name = f"files/{sha256}"
+        return archive.read(name) if name in names else None
+
+    with archive:
+        yield read_blob
 
 
 def import_bytes(user: User, data: bytes) -> ImportReport:

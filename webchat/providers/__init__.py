@@ -50,6 +50,9 @@ def init_app(app: Flask) -> None:
             models=(OPENAI_DEFAULT_MODELS if not base_url else []) if models is None else models,
             list_models=bool(base_url) if listing is None else bool(listing),
             send_tools=cfg.get("OPENAI_TOOLS", True),
+            pdf_parts=not base_url
+            if cfg.get("OPENAI_PDF_PARTS") is None
+            else bool(cfg.get("OPENAI_PDF_PARTS")),
             **shared,
         )
     if cfg.get("ANTHROPIC_API_KEY") or cfg.get("ANTHROPIC_BASE_URL"):

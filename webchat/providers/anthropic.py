@@ -18,6 +18,7 @@ a restatement, and block types webchat does not know are logged and skipped.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from .base import (
     TextDelta,
     ToolCall,
     Usage,
+    fenced,
 )
 from .common import SdkProvider, parse_arguments
 
@@ -92,8 +94,30 @@ def to_anthropic_messages(
                 )
             add("assistant", text)
         else:
-            add("user", text)
+            add("user", user_blocks(m))
     return system or None, out
+
+
+def user_blocks(m: ChatMessage) -> list[dict[str, Any]]:
+    """A user message's blocks: with files (issue 14), ``image`` and ``document`` blocks
+    (base64 sources; PDFs as ``application/pdf`` documents) first, as Anthropic advises, then
+    the text with each text file inlined as a fenced block under its name."""
+    blocks: list[dict[str, Any]] = []
+    texts = []
+    for a in m.attachments:
+        source = {
+            "type": "base64",
+            "media_type": a.media_type,
+            "data": base64.b64encode(a.data).decode(),
+        }
+        if a.kind == "image":
+            blocks.append({"type": "image", "source": source})
+        elif a.kind == "pdf":
+            blocks.append({"type": "document", "source": source, "title": a.name})
+        else:
+            texts.append(fenced(a))
+    text = "\n\n".join([m.content, *texts] if m.content.strip() else texts)
+    return blocks + ([{"type": "text", "text": text}] if text.strip() else [])
 
 
 class AnthropicProvider(SdkProvider):

@@ -24,6 +24,19 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file of a user message, as a provider receives it (:mod:`webchat.files`): ``kind``
+    ``image`` (PNG, JPEG, WebP or GIF), ``text`` or ``pdf``; its ``media_type`` without
+    parameters, ``name``, bytes (``data``), and the ``text`` of a text file or PDF."""
+
+    name: str
+    kind: str
+    media_type: str
+    data: bytes
+    text: str | None = None
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     """One message of the history sent to a provider.
 
@@ -41,6 +54,8 @@ class ChatMessage:
     # Signed thinking blocks of an assistant step, as the upstream sent them (Anthropic
     # ``thinking`` / ``redacted_thinking``): passed back verbatim on later turns of a tool loop.
     reasoning_blocks: tuple[dict[str, Any], ...] = ()
+    # Files of a user message (issue 14), in the order attached.
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,3 +179,22 @@ def split_model_id(model_id: str) -> tuple[str, str]:
     if not sep or not provider or not model:
         raise ValueError(f"model id {model_id!r} is not of the form provider/model")
     return provider, model
+
+
+def fenced(attachment: Attachment) -> str:
+    """A text file or a PDF's text as Markdown: the file name, then the text in a fence longer
+    than any backtick run inside it (CommonMark §4.5)."""
+    text = attachment.text or ""
+    longest, run = 0, 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return f"{attachment.name}:\n{fence}\n{text}\n{fence}"
+
+
+def data_url(attachment: Attachment) -> str:
+    """``data:<media type>;base64,<bytes>`` (RFC 2397)."""
+    import base64
+
+    return f"data:{attachment.media_type};base64,{base64.b64encode(attachment.data).decode()}"

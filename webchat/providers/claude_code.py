@@ -31,6 +31,8 @@ messages are put into the prompt as a transcript. The system prompt goes to
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import selectors
@@ -77,6 +79,33 @@ def build_prompt(messages: Sequence[ChatMessage], resumed: bool) -> str:
             lines += [f"{_LABELS.get(m.role, m.role)}: {m.content}", ""]
     lines += ["Now the user says:", "", turns[last].content]
     return "\n".join(lines)
+
+
+ATTACHMENTS = "webchat-files"  # the folder under the working folder the files are written to
+
+
+def with_files(messages: Sequence[ChatMessage], folder: Path) -> list[ChatMessage]:
+    """``messages`` with each user message's files written into ``folder/webchat-files/``
+    (as ``<first 12 hex of their SHA-256>-<name>``, once) and named at the end of its text, so
+    Claude Code reads them with its own tools."""
+    out: list[ChatMessage] = []
+    for m in messages:
+        if not m.attachments:
+            out.append(m)
+            continue
+        target = folder / ATTACHMENTS
+        target.mkdir(parents=True, exist_ok=True)
+        names = []
+        for a in m.attachments:
+            name = f"{hashlib.sha256(a.data).hexdigest()[:12]}-{Path(a.name).name or 'file'}"
+            path = target / name
+            if not path.exists():
+                path.write_bytes(a.data)
+            names.append(f"- {ATTACHMENTS}/{name} ({a.media_type})")
+        listing = "Attached files, in the working folder:\n" + "\n".join(names)
+        text = f"{m.content}\n\n{listing}" if m.content else listing
+        out.append(dataclasses.replace(m, content=text, attachments=()))
+    return out
 
 
 def _result_text(content: Any) -> str:
@@ -256,9 +285,10 @@ class ClaudeCodeProvider:
         the stream is closed early or goes silent for ``timeout_ms``."""
         session_id, cwd = resumed_session(session or {})
         cwd = cwd or self.cwd
-        prompt = build_prompt(messages, resumed=bool(session_id))
         if cwd == self.cwd and self.cwd:
             Path(self.cwd).mkdir(parents=True, exist_ok=True)
+        messages = with_files(messages, Path(cwd or "."))  # issue 14
+        prompt = build_prompt(messages, resumed=bool(session_id))
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
         try:
             process = subprocess.Popen(

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .base import (
+    Attachment,
     ChatMessage,
     Event,
     Finish,
@@ -83,6 +84,14 @@ _FILLER = [
     "writer",
     "token",
 ]
+
+
+def received(attachments: Sequence[Attachment]) -> str:
+    """What the demo model says it received: ``"I received 2 files: a.png (image/png, 12,345
+    bytes), b.pdf (application/pdf, 640 bytes)."``"""
+    listed = ", ".join(f"{a.name} ({a.media_type}, {len(a.data):,} bytes)" for a in attachments)
+    count = len(attachments)
+    return f"I received {count} file{'s' if count != 1 else ''}: {listed}."
 
 
 class DemoProvider:
@@ -158,6 +167,9 @@ class DemoProvider:
             text = MARKDOWN
         else:
             text = self.reply_text(prompt)
+        asked = next((m for m in reversed(messages) if m.role == "user"), None)
+        if asked is not None and asked.attachments and command != "/tool":
+            text = f"{received(asked.attachments)} {text}"  # issue 14: what it was sent
         if command == "/think":
             for word in self._split(self.thinking_text(prompt)):
                 self._pause()

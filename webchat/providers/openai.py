@@ -41,17 +41,50 @@ from typing import Any
 
 import openai
 
-from .base import ChatMessage, Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from .base import (
+    ChatMessage,
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    Usage,
+    data_url,
+    fenced,
+)
 from .common import SdkProvider, parse_arguments
 
 
-def to_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+def user_content(m: ChatMessage, *, pdf_parts: bool = False) -> str | list[dict[str, Any]]:
+    """A user message's ``content``: its text alone, or with files (issue 14) a list of parts —
+    the text with each text file (and, without ``pdf_parts``, each PDF's text) inlined as a
+    fenced block under its name, then ``image_url`` parts (data URLs) and, with ``pdf_parts``,
+    ``file`` parts (``{"filename", "file_data": <data URL>}``) for PDFs."""
+    if not m.attachments:
+        return m.content
+    texts = [m.content] if m.content else []
+    parts: list[dict[str, Any]] = []
+    for a in m.attachments:
+        if a.kind == "image":
+            parts.append({"type": "image_url", "image_url": {"url": data_url(a)}})
+        elif a.kind == "pdf" and pdf_parts:
+            parts.append({"type": "file", "file": {"filename": a.name, "file_data": data_url(a)}})
+        else:
+            texts.append(fenced(a))
+    text = "\n\n".join(texts)
+    return ([{"type": "text", "text": text}] if text else []) + parts
+
+
+def to_openai_messages(
+    messages: Sequence[ChatMessage], *, pdf_parts: bool = False
+) -> list[dict[str, Any]]:
     """The history in chat-completions form.
 
     An assistant tool call becomes ``tool_calls: [{"id", "type": "function", "function": {"name",
     "arguments": <JSON text>}}]``; consecutive assistant messages that carry only a tool call are
     merged into the one before (webchat stores parallel calls one per message); a tool message
-    becomes ``{"role": "tool", "tool_call_id", "content"}``.
+    becomes ``{"role": "tool", "tool_call_id", "content"}``; a user message with files gets
+    content parts (:func:`user_content`).
     """
     out: list[dict[str, Any]] = []
     for m in messages:
@@ -73,6 +106,8 @@ def to_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
                 out.append(
                     {"role": "assistant", "content": m.content or None, "tool_calls": [call]}
                 )
+        elif m.role == "user":
+            out.append({"role": "user", "content": user_content(m, pdf_parts=pdf_parts)})
         else:
             out.append({"role": m.role, "content": m.content})
     return out
@@ -83,16 +118,18 @@ class OpenAIProvider(SdkProvider):
 
     ``options`` are those of :class:`~webchat.providers.common.SdkProvider` (``api_key``,
     ``base_url``, ``models``, ``list_models``, ``timeout_ms``, ``max_retries``…);
-    ``send_tools`` False leaves tool definitions out (for models that reject them).
+    ``send_tools`` False leaves tool definitions out (for models that reject them);
+    ``pdf_parts`` sends PDFs as ``file`` parts (OpenAI's own API) instead of their text.
     """
 
     name = "openai"
     label = "the OpenAI-compatible server"
     takes_params = True
 
-    def __init__(self, *, send_tools: bool = True, **options: Any) -> None:
+    def __init__(self, *, send_tools: bool = True, pdf_parts: bool = False, **options: Any) -> None:
         super().__init__(openai.OpenAI, **options)
         self.send_tools = send_tools
+        self.pdf_parts = pdf_parts
         # OpenAI itself wants max_completion_tokens (its reasoning models refuse max_tokens);
         # the servers that copy its API know max_tokens.
         self.max_tokens_key = "max_tokens" if options.get("base_url") else "max_completion_tokens"
@@ -111,7 +148,7 @@ class OpenAIProvider(SdkProvider):
         ``reasoning_effort``. Raises :class:`ProviderError`."""
         request: dict[str, Any] = {
             "model": model,
-            "messages": to_openai_messages(messages),
+            "messages": to_openai_messages(messages, pdf_parts=self.pdf_parts),
             "stream": True,
             "stream_options": {"include_usage": True},
         }

@@ -34,6 +34,10 @@ def index():
         args: dict[str, Any] = {**request.args.to_dict(flat=False), "cursor": results.next_cursor}
         next_url = url_for(".index", **args)
     context = {"q": q, "filters": filters, "results": results, "error": error, "next_url": next_url}
+    from ..files.search import search_files, takes_attachments  # it reads .query, as we do
+
+    if not error and not request.args.get("cursor") and takes_attachments(filters):
+        context["file_hits"] = search_files(current_user, q)  # issue 14: attachment hits
     if request.htmx and request.args.get("cursor"):
         fragment = make_response(render_template("search/_results.html", **context), status)
         return htmx.vary(fragment)

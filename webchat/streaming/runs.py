@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from .. import providers, tools, tree
 from ..extensions import db
+from ..files.services import attachments_of, takes_images
 from ..mcp import approval
 from ..mcp import registry as mcp_registry
 from ..models import Conversation, Message, Project, Role, Run, Status, utcnow
@@ -125,6 +126,7 @@ def to_chat_messages(conversation: Conversation, messages: list[Message]) -> lis
     system = "\n\n".join(part for part in (conversation.system_prompt, instructions) if part)
     if system:
         out.append(ChatMessage(role=Role.SYSTEM, content=system))
+    attached = attachments_of([m for m in messages if m.role == Role.USER])  # issue 14
     answered = {_tool_call_id(m) for m in messages if m.role == Role.TOOL}
     called = {(m.tool_call or {}).get("id") for m in messages if m.role == Role.ASSISTANT}
     for m in messages:
@@ -144,6 +146,7 @@ def to_chat_messages(conversation: Conversation, messages: list[Message]) -> lis
                 tool_name=m.tool_name,
                 is_error=m.role == Role.TOOL and bool((m.tool_result or {}).get("error")),
                 reasoning_blocks=tuple((m.meta or {}).get("reasoning_blocks") or ()),
+                attachments=attached.get(m.id, ()),
             )
         )
     return out
@@ -275,6 +278,10 @@ def _run(app: Flask, run_id: uuid.UUID) -> None:
     except ProviderError as exc:
         metrics.provider_error("unknown_model")
         raise _Stop(Status.ERROR, str(exc)) from None
+    if not takes_images(model_id) and any(
+        a.kind == "image" for m in chat for a in m.attachments
+    ):  # nothing is sent to a model that can't read the images of its history (issue 14)
+        raise _Stop(Status.ERROR, f"The model {model_id} can't read images; pick one that can.")
     if client_tools:  # passed to the model, never run here: the reply ends at the calls
         toolset = mcp_registry.Toolset(list(options.get("tools") or []), {}, set())
     else:
