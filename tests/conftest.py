@@ -15,6 +15,7 @@ import re
 import shutil
 import time
 import uuid
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,16 @@ def fixture_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared fixtures not found at {FIXTURES} (clone with ../shared beside it)")
     return path
+
+
+STEP_RE = re.compile(
+    r'<details class="tool tool-step[^"]*"[^>]*><summary>'
+    r'<span class="tool-mark" aria-label="([\w ]+)">'
+    r'.*?<code class="tool-name">(.*?)</code>(?: <span class="tool-arg">(.*?)</span>)?',
+    re.S,
+)
+
+
+def steps_of(html: str) -> list[tuple[str, str, str]]:
+    """The page's tool steps: (mark — ok, error or running —, tool name, key argument)."""
+    return [(mark, unescape(name), unescape(arg)) for mark, name, arg in STEP_RE.findall(html)]

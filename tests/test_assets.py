@@ -37,7 +37,11 @@ def test_pages_link_versions_that_are_cached_for_a_year(client):
     sign_up(client)
     page = client.get("/").get_data(as_text=True)
     links = re.findall(r'(?:href|src)="(/static/[^"]+\.(?:css|js))\?v=([0-9a-f]{12})"', page)
-    assert {Path(p).name for p, _ in links} == {"app.css", "htmx.min.js", "sse.js", "app.js"}
+    assert {Path(p).name for p, _ in links} == {
+        "app.css", "organise.css", "files.css", "htmx.min.js", "sse.js", "app.js", "shortcuts.js",
+        "files.js",
+    }  # fmt: skip
+    assert not re.findall(r'(?:href|src)="/static/[^"?]+\.(?:css|js)"', page)  # none unversioned
     for path, version in links:
         fresh = client.get(f"{path}?v={version}", headers={"Accept-Encoding": "gzip"})
         assert fresh.status_code == 200 and fresh.headers["Cache-Control"] == IMMUTABLE

@@ -21,7 +21,7 @@ from webchat.models import Conversation, Message, Run
 from webchat.providers import available_models
 from webchat.tools import Tool, register
 
-from .conftest import fixture_path, parse_sse, post, sign_up, wait_for_runs
+from .conftest import fixture_path, parse_sse, post, sign_up, steps_of, wait_for_runs
 from .fakes.upstream import (
     FakeUpstream,
     Reply,
@@ -226,7 +226,7 @@ def test_openai_tool_call_runs_and_is_stored(app, user_client, upstream):
     assert sent[2] == recorded_sent[3]  # {"role": "tool", "tool_call_id": …, "content": "2869461"}
     # after a reload: the blocks, the answer, and the usage on hover
     page = user_client.get(f"/c/{cid}").get_data(as_text=True)
-    assert "Called <code>multiply</code>" in page and "Result of <code>multiply</code>" in page
+    assert [(mark, name) for mark, name, _arg in steps_of(page)] == [("ok", "multiply")]
     assert "&#34;a&#34;: 1231" in page or '"a": 1231' in page
     assert "2869461" in page
     assert answer.content_html and answer.content_html in page
@@ -253,7 +253,8 @@ def test_tool_blocks_stream_live(app, user_client, upstream):
     assert "tool_call" in names and "tool_result" in names, names
     assert names.index("tool_call") < names.index("tool_result") < names.index("done")
     call = events[names.index("tool_call")]["data"]
-    assert "Called <code>multiply</code>" in call and "2331" in call
+    assert [(m, name) for m, name, _arg in steps_of(call)] == [("running", "multiply")]
+    assert "2331" in call
     assert "2869461" in events[names.index("tool_result")]["data"]
     # the text after the tool result arrives as deltas, then `done` swaps in the final reply
     after = "".join(
@@ -263,7 +264,7 @@ def test_tool_blocks_stream_live(app, user_client, upstream):
     )
     answer = messages_of(app, cid)[-1]
     assert after == answer.content
-    assert "Result of <code>multiply</code>" in events[-1]["data"]
+    assert [(m, name) for m, name, _arg in steps_of(events[-1]["data"])] == [("ok", "multiply")]
 
 
 def pelican_tool(names: list[str]) -> Tool:
@@ -328,7 +329,7 @@ def test_anthropic_parallel_tool_calls_stored_one_per_message(app, user_client, 
     assert sent[1]["content"][0]["text"].strip() == recorded_sent[1]["content"][0]["text"].strip()
     assert sent[2] == recorded_sent[2]  # the two tool_result blocks
     page = user_client.get(f"/c/{cid}").get_data(as_text=True)
-    assert page.count("Called <code>pelican_name_generator</code>") == 2
+    assert [name for _m, name, _arg in steps_of(page)] == ["pelican_name_generator"] * 2
     assert "Charles" in page and "Sammy" in page
     assert_no_secret(app, user_client, cid)
 

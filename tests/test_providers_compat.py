@@ -17,7 +17,7 @@ import pytest
 
 from webchat.tools import Tool, register
 
-from .conftest import fixture_path, post, wait_for_runs
+from .conftest import fixture_path, post, steps_of, wait_for_runs
 from .fakes.upstream import (
     FakeUpstream,
     Reply,
@@ -137,7 +137,8 @@ def test_tool_call_without_finish_reason_makes_a_tool_turn(app, user_client, ups
     }
     assert "no such tool" in result.content
     page = user_client.get(f"/c/{cid}").get_data(as_text=True)
-    assert "Called <code>read_file</code>" in page and "no such tool" in page
+    assert [(m, name) for m, name, _arg in steps_of(page)] == [("error", "read_file")]
+    assert "no such tool" in page
 
 
 def test_text_ending_at_eof_without_finish_reason_is_a_complete_reply(app, user_client, upstream):

@@ -167,15 +167,13 @@ def test_continue_in_my_account(app, owner):
     assert post(late, f"/s/{share_id}/continue").status_code == 303
 
 
-def test_tool_steps_are_left_out_unless_included(app, ctx):
-    from webchat.shares import services as shares
+def tool_conversation(user) -> Conversation:
+    """A conversation of ``user``: a question, a tool call, its result, the answer."""
+    from .test_search import add_conversation
 
-    from .test_search import add_conversation, make_user
-
-    ada = make_user()
     call = {"id": "call_1", "name": "clock", "arguments": {}}
-    conversation = add_conversation(
-        ada,
+    return add_conversation(
+        user,
         "Tools",
         [
             {"role": "user", "content": "What time is it?"},
@@ -188,6 +186,15 @@ def test_tool_steps_are_left_out_unless_included(app, ctx):
             {"role": "assistant", "content": "It is noon."},
         ],
     )
+
+
+def test_tool_steps_are_left_out_unless_included(app, ctx):
+    from webchat.shares import services as shares
+
+    from .test_search import make_user
+
+    ada = make_user()
+    conversation = tool_conversation(ada)
     with_tools = shares.create_share(ada, conversation, include_tools=True)
     without = shares.create_share(ada, conversation, include_tools=False)
     roles = [m.role for m in shares.shared_window(with_tools, limit=50).messages]

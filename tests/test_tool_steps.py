@@ -17,7 +17,7 @@ from webchat.models import Conversation, Message
 from webchat.streaming.sse import StoredMessage
 from webchat.templating import RESULT_CUT, cut_text, reply_items, tool_summary
 
-from .conftest import post, sign_up, wait_for_runs
+from .conftest import post, sign_up, steps_of, wait_for_runs
 from .test_import_chatgpt import import_data, load
 from .test_import_claude_code import import_file
 from .test_porting import CHATGPT, CLAUDE, jsonl
@@ -88,19 +88,6 @@ def test_long_results_are_cut_at_a_line():
     shown, rest = cut_text(text)
     assert shown + rest == text and len(shown) <= RESULT_CUT and shown.endswith("\n")
     assert cut_text("short") == ("short", "")
-
-
-STEP_RE = re.compile(
-    r'<details class="tool tool-step[^"]*"[^>]*><summary>'
-    r'<span class="tool-mark" aria-label="([\w ]+)">'
-    r'.*?<code class="tool-name">(.*?)</code>(?: <span class="tool-arg">(.*?)</span>)?',
-    re.S,
-)
-
-
-def steps_of(html: str) -> list[tuple[str, str, str]]:
-    """The page's tool steps: (mark — ok, error or running —, tool name, key argument)."""
-    return [(mark, unescape(name), unescape(arg)) for mark, name, arg in STEP_RE.findall(html)]
 
 
 def test_an_imported_claude_code_session_reads_as_steps(app, client):

@@ -295,7 +295,8 @@ class Share(Model):
     taken, ``(cutoff_at, cutoff_id)`` the position of the conversation's newest message then,
     and ``leaves`` (every branch only) the ids of the tree's leaves then. A message after the
     cut-off is never shown until the owner updates the snapshot. ``include_tools``: tool calls
-    and results are shown; ``include_files``: stored for when attachments exist (none yet).
+    and results are shown; ``include_files``: the shown messages' files are shown and served
+    under the link (``/s/<id>/files/<file_id>``).
     ``views`` counts page and JSON reads; past ``expires_at`` the link is a 404.
     """
 

@@ -29,6 +29,7 @@ from .schemas import (
     ProjectPatch,
     ShareCreate,
     SharedConversation,
+    SharedFile,
     SharedMessage,
     SharedQuery,
     ShareList,
@@ -181,6 +182,7 @@ def get_shared(share_id: str):
     db.session.commit()
     g.robots = "noindex"  # the after_request hook below sends X-Robots-Tag
     older = shown.window.older
+    attached = shares.shared_files(share, shown.messages)  # one query; none unless included
     return SharedConversation(
         title=conversation.title,
         all_branches=share.all_branches,
@@ -194,6 +196,16 @@ def get_shared(share_id: str):
                 tool_name=m.tool_name,
                 tool_call=m.tool_call,
                 tool_result=m.tool_result,
+                files=[
+                    SharedFile(
+                        id=f.id,
+                        name=f.name,
+                        media_type=f.media_type,
+                        size=f.size,
+                        url=url_for("shares.file", share_id=share.id, file_id=f.id),
+                    )
+                    for f in attached.get(m.id, ())
+                ],
                 created_at=m.created_at,
             )
             for m in shown.messages

@@ -149,7 +149,7 @@ def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
 
 
 @bp.get("/search")
-@spec.validate(query=SearchQuery, resp=responses(200, SearchResults, 400), tags=["search"])
+@spec.validate(query=SearchQuery, resp=responses(200, SearchResults, 400, 404), tags=["search"])
 def search_messages():
     """Search the caller's conversation titles and messages (tool calls and results included),
     ranked; conversations in Trash are left out."""
@@ -213,7 +213,9 @@ def export_conversation(conversation_id: uuid.UUID):
 
 
 @bp.get("/export")
-@documented(spec.validate(query=BulkExportQuery, resp=responses(200, None, 400), tags=["export"]))
+@documented(
+    spec.validate(query=BulkExportQuery, resp=responses(200, None, 400, 404), tags=["export"])
+)
 def export_all():
     """Download every conversation of the caller (Trash excluded; ``?project=``: one
     project's), streamed in bounded memory."""

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from typing_extensions import TypeAliasType
 
 from .. import tree
-from ..files.schemas import FileRef
+from ..files.schemas import FileLink, FileRef
 from ..files.services import file_out, files_of
 from ..models import Conversation, Message, Project, Role, Share, Status
 
@@ -551,7 +551,9 @@ class ShareOut(BaseModel):
     conversation_id: uuid.UUID
     all_branches: bool
     include_tools: bool
-    include_files: bool = Field(description="Stored; webchat has no attachments yet.")
+    include_files: bool = Field(
+        description="The messages' files are shown and served under the link."
+    )
     views: int
     expires_at: datetime | None
     snapshot_at: datetime = Field(description="When the snapshot shown was taken.")
@@ -581,7 +583,9 @@ class ShareList(BaseModel):
 class ShareCreate(Body):
     all_branches: bool = Field(False, description="Every branch, not only the active path.")
     include_tools: bool = Field(True, description="Show tool calls and results.")
-    include_files: bool = Field(False, description="Stored for when attachments exist.")
+    include_files: bool = Field(
+        False, description="Show and serve the messages' files under the link."
+    )
     expires_at: datetime | None = Field(None, description="ISO 8601; null: never expires.")
 
 
@@ -603,6 +607,12 @@ class SharedQuery(BaseModel):
     leaf: uuid.UUID = optional(description="Every branch shared: the path through this message.")
 
 
+class SharedFile(FileLink):
+    """A file of a shared message, served under the share link (no token needed)."""
+
+    url: str = Field(description="/s/{share_id}/files/{id}: a 404 once the link is revoked.")
+
+
 class SharedMessage(BaseModel):
     """A message as a share shows it."""
 
@@ -613,6 +623,10 @@ class SharedMessage(BaseModel):
     tool_name: str | None
     tool_call: Any
     tool_result: Any
+    files: list[SharedFile] = Field(
+        description="The files attached to the message, in order; empty unless the share "
+        "includes files."
+    )
     created_at: datetime
 
 

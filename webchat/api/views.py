@@ -105,7 +105,7 @@ def openapi():
 
 
 @bp.post("/conversations")
-@spec.validate(json=ConversationCreate, resp=responses(201, ConversationOut, 400, 413))
+@spec.validate(json=ConversationCreate, resp=responses(201, ConversationOut, 400, 404, 413))
 def create_conversation():
     """Create a conversation (empty; send messages to it)."""
     body: ConversationCreate = json_body()
@@ -125,7 +125,7 @@ def create_conversation():
 
 
 @bp.get("/conversations")
-@spec.validate(query=ConversationQuery, resp=responses(200, ConversationList, 400))
+@spec.validate(query=ConversationQuery, resp=responses(200, ConversationList, 400, 404))
 def list_conversations():
     """The user's conversations, pinned first, then newest activity first (not in Trash);
     ``?project_id=`` one project's, ``?loose=true`` those in none, ``?tag=`` those tagged."""

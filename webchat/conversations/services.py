@@ -405,10 +405,13 @@ def copy_path(
     target: Conversation,
     batch: int = 1000,
     keep: Callable[[Message], bool] | None = None,
+    files: bool = True,
 ) -> None:
     """Copy the messages of ``path`` (and the runs they belong to) into the empty conversation
     ``target``, as one chain; its active leaf becomes the copy of the path's last copied
-    message. ``keep``: copy only the messages it accepts (the chain closes over the others)."""
+    message. ``keep``: copy only the messages it accepts (the chain closes over the others).
+    ``files``: the copies refer to the files of their originals, as files of ``target``'s owner
+    (:func:`webchat.files.services.copy_references`); False: the copies carry no file."""
     run_ids: dict[uuid.UUID, uuid.UUID] = {}
     run_rows: list[dict[str, Any]] = []
     previous: uuid.UUID | None = None
@@ -436,7 +439,8 @@ def copy_path(
         if rows:
             tree.place_rows(target.id, rows)
             _insert_copies(rows, run_rows)
-            file_services.copy_references(in_batch)  # the copies keep their files (issue 14)
+            if files:  # the copies keep their files (issue 14), as files of the copy's owner
+                file_services.copy_references(in_batch, target.user_id)
     # A copied run answers the copy of its user message, starting at the copy of its first
     # message (retry and regenerate read them); set once the copies are in.
     links = [

@@ -8,14 +8,19 @@ import uuid
 from pydantic import BaseModel, Field
 
 
-class FileRef(BaseModel):
-    """A file as a message lists it."""
+class FileLink(BaseModel):
+    """A file's name, type, size and where to GET it."""
 
     id: uuid.UUID
     name: str
     media_type: str = Field(description="Sniffed from the content: image/png, application/pdf…")
     size: int = Field(description="Bytes, as stored (an image re-encoded without metadata).")
     url: str = Field(description="GET it with the session or the same bearer token.")
+
+
+class FileRef(FileLink):
+    """A file as a message lists it."""
+
     thumbnail_url: str | None = Field(description="A WebP thumbnail of an image; else null.")
 
 

@@ -203,23 +203,53 @@ def attach(message: Message, files: Sequence[File]) -> None:
         db.session.flush()
 
 
-def copy_references(copies: dict[uuid.UUID, uuid.UUID]) -> None:
+def copy_references(copies: dict[uuid.UUID, uuid.UUID], user_id: int | None = None) -> None:
     """Give each copy of a message the files of its original: ``copies`` maps an original
     message id to its copy's (an edit of a user message, the messages a fork copies, a
-    thousand at a time). One query; flush only."""
+    thousand at a time). With ``user_id`` (the copy's owner), a file of another user — a shared
+    conversation continued in one's own account — is referred to through a :class:`File` of
+    ``user_id`` for the same stored bytes (:func:`adopt`: no bytes copied). One query (and one
+    per file adopted); flush only."""
     if not copies:
         return
     rows = db.session.execute(
-        select(MessageFile.message_id, MessageFile.file_id, MessageFile.position).where(
-            MessageFile.message_id.in_(list(copies))
-        )
+        select(MessageFile.message_id, MessageFile.position, File)
+        .join(File, File.id == MessageFile.file_id)
+        .where(MessageFile.message_id.in_(list(copies)))
     ).all()
-    for message_id, file_id, position in rows:
+    adopted: dict[uuid.UUID, File] = {}
+    for message_id, position, file in rows:
+        if user_id is not None and file.user_id != user_id:
+            if file.id not in adopted:
+                adopted[file.id] = adopt(file, user_id)
+            file = adopted[file.id]
         db.session.add(
-            MessageFile(message_id=copies[message_id], file_id=file_id, position=position)
+            MessageFile(message_id=copies[message_id], file_id=file.id, position=position)
         )
     if rows:
         db.session.flush()
+
+
+def adopt(file: File, user_id: int) -> File:
+    """A file of ``user_id`` with the bytes, thumbnail and name of ``file`` (another user's):
+    the one they already have for the same bytes and name, else a new row referring to the same
+    blobs (content-addressed: nothing is copied; :func:`collect_garbage` keeps a blob while any
+    file refers to it). Flush only."""
+    same = db.session.scalars(
+        select(File).where(
+            File.user_id == user_id, File.sha256 == file.sha256, File.name == file.name
+        )
+    ).first()
+    if same is not None:
+        return same
+    now = utcnow()
+    kept = {c.key for c in File.__table__.columns} - {"id", "user_id", "created_at", "attached_at"}
+    copy = File(
+        user_id=user_id, created_at=now, attached_at=now, **{k: getattr(file, k) for k in kept}
+    )
+    db.session.add(copy)
+    db.session.flush()
+    return copy
 
 
 def files_of(messages: Iterable[Message]) -> dict[uuid.UUID, list[File]]:
@@ -322,6 +352,7 @@ def collect_garbage(unattached_hours: float | None = None) -> dict[str, int]:
 __all__ = [
     "Attachment",
     "NotFound",
+    "adopt",
     "attach",
     "attachments_of",
     "check_model",

@@ -36,6 +36,27 @@ def _caller() -> User | None:
     return current_user if current_user.is_authenticated else None
 
 
+def file_answer(file: File) -> Response:
+    """:func:`send` of ``file``'s bytes; a 404 when they are missing."""
+    try:
+        data = services.read(file)
+    except storage.MissingBlob:
+        abort(404)
+    return send(data, file.media_type, file.name, file.sha256)
+
+
+def thumbnail_answer(file: File) -> Response:
+    """:func:`send` of an image's WebP thumbnail; a 404 for a file without one."""
+    if file.thumbnail_sha256 is None:
+        abort(404)
+    try:
+        data = storage.read(file.thumbnail_sha256)
+    except storage.MissingBlob:
+        abort(404)
+    stem = file.name.rsplit(".", 1)[0]
+    return send(data, "image/webp", f"{stem}.thumbnail.webp", file.thumbnail_sha256)
+
+
 def _owned(file_id: str) -> File:
     user = _caller()
     if user is None:
@@ -53,7 +74,10 @@ def disposition(kind: str, name: str) -> str:
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def _send(data: bytes, media_type: str, name: str, etag: str) -> Response:
+def send(data: bytes, media_type: str, name: str, etag: str) -> Response:
+    """A file's bytes as served to the owner and under a share link: ``inline`` only for the
+    raster images of :data:`INLINE_TYPES`, else an ``attachment`` (``application/octet-stream``
+    unless a PDF or text); ``nosniff``, the sandbox CSP, an ETag answered conditionally."""
     inline = media_type in INLINE_TYPES
     served = media_type if inline or media_type in DOWNLOAD_TYPES else "application/octet-stream"
     response = Response(data, content_type=served)
@@ -70,26 +94,13 @@ def _send(data: bytes, media_type: str, name: str, etag: str) -> Response:
 @bp.get("/files/<file_id>")
 def show(file_id: str):
     """A file's bytes, to its owner: inline for a raster image, else a download."""
-    file = _owned(file_id)
-    try:
-        data = services.read(file)
-    except storage.MissingBlob:
-        abort(404)
-    return _send(data, file.media_type, file.name, file.sha256)
+    return file_answer(_owned(file_id))
 
 
 @bp.get("/files/<file_id>/thumbnail")
 def thumbnail(file_id: str):
     """An image's WebP thumbnail (320 pixels on its longer side), to its owner."""
-    file = _owned(file_id)
-    if file.thumbnail_sha256 is None:
-        abort(404)
-    try:
-        data = storage.read(file.thumbnail_sha256)
-    except storage.MissingBlob:
-        abort(404)
-    stem = file.name.rsplit(".", 1)[0]
-    return _send(data, "image/webp", f"{stem}.thumbnail.webp", file.thumbnail_sha256)
+    return thumbnail_answer(_owned(file_id))
 
 
 @bp.app_template_filter("file_size")

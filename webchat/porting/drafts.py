@@ -214,6 +214,7 @@ MESSAGE_DEFAULTS: dict[str, Any] = {
     "meta": {},
     "feedback_rating": None,
     "feedback_comment": None,
+    "path_hash": None,  # only the gateway's messages have one (migration 0012)
 }
 
 

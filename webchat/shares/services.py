@@ -35,7 +35,8 @@ from ..conversations.services import (
 from ..conversations.services import copy_path as copy_messages
 from ..errors import InvalidInput
 from ..extensions import db
-from ..models import Conversation, Message, Role, Segment, Share, User, utcnow
+from ..files.services import files_of
+from ..models import Conversation, File, Message, MessageFile, Role, Segment, Share, User, utcnow
 from ..providers import available_models
 
 SHARE_ID_BYTES = 24  # secrets.token_urlsafe: 32 characters, 192 random bits
@@ -89,7 +90,8 @@ def create_share(
 ) -> Share:
     """A new share link of the user's ``conversation`` (already owned), a snapshot of it now:
     its active path, or with ``all_branches`` every branch; tool calls and results shown with
-    ``include_tools``; ``include_files`` is stored (attachments do not exist yet). Expires at
+    ``include_tools``; the messages' files shown and served under the link with
+    ``include_files`` (:func:`shared_file`). Expires at
     ``expires_at`` (aware UTC; None: never). Raises :class:`InvalidInput`: 409 while a reply
     streams, 400 for an empty conversation or a past expiry. Records ``share_created``."""
     now = utcnow()
@@ -301,7 +303,10 @@ def continue_share(user: User, share: Share, leaf: str | None = None) -> Convers
     """A new conversation of ``user`` holding a copy of the shared path (the one through
     ``leaf`` when every branch is shared) as the share shows it (tool steps left out unless
     included), titled as the original, with its model if offered here; ``metadata.shared_from``
-    is the share id. The owner's system prompt and project are not copied. Flush only."""
+    is the share id. The owner's system prompt and project are not copied. The messages' files
+    come along only when the share includes them, as files of ``user`` referring to the same
+    stored bytes (so the viewer can open them); otherwise the copy carries no file. Flush
+    only."""
     source = db.session.get(Conversation, share.conversation_id)
     assert source is not None
     if leaf and share.all_branches:
@@ -317,8 +322,43 @@ def continue_share(user: User, share: Share, leaf: str | None = None) -> Convers
         model=source.model if source.model in available_models() else None,
         meta={"shared_from": share.id},
     )
-    copy_messages(tree.path_to(end), copy, keep=lambda m: visible(share, m))
+    copy_messages(
+        tree.path_to(end), copy, keep=lambda m: visible(share, m), files=share.include_files
+    )
     return copy
+
+
+def shared_files(share: Share, messages: list[Message]) -> dict[uuid.UUID, list[File]]:
+    """The files the shared page shows of ``messages`` (by message id, one query): none
+    unless the share includes files."""
+    return files_of(messages) if share.include_files else {}
+
+
+def shared_file(share: Share, file_id: str) -> File:
+    """A file served under the share: one the share includes (``include_files``), attached to
+    a message the share shows — in its snapshot, on its shared path (any branch when every
+    branch is shared), and visible (tool steps only when included). Raises :class:`NotFound`
+    otherwise."""
+    try:
+        fid = uuid.UUID(str(file_id))
+    except ValueError:
+        raise NotFound(file_id) from None
+    file = db.session.get(File, fid) if share.include_files else None
+    if file is None or file.user_id != share.user_id:
+        raise NotFound(file_id)
+    messages = db.session.scalars(
+        select(Message)
+        .join(MessageFile, MessageFile.message_id == Message.id)
+        .where(MessageFile.file_id == fid, Message.conversation_id == share.conversation_id)
+    )
+    shown = [m for m in messages if in_snapshot(share, m) and visible(share, m)]
+    if not share.all_branches and shown:
+        leaf = db.session.get(Message, share.leaf_id) if share.leaf_id else None
+        path = tree.path_to(leaf) if leaf is not None else None
+        shown = [m for m in shown if path is not None and path.holds(m)]
+    if not shown:
+        raise NotFound(file_id)
+    return file
 
 
 __all__ = [
@@ -332,6 +372,8 @@ __all__ = [
     "owned_share",
     "public_share",
     "revoke",
+    "shared_file",
+    "shared_files",
     "shared_window",
     "shares_of",
     "update_share",

@@ -12,6 +12,7 @@ from htmx_flask import request  # flask's request, typed with .htmx
 from ..conversations.services import NotFound, owned_conversation
 from ..errors import InvalidInput
 from ..extensions import db
+from ..files import views as file_views
 from ..models import Share
 from . import services
 
@@ -118,12 +119,41 @@ def show(share_id: str):
         title=conversation.title,
         shown=shown,
         leaf=request.args.get("leaf") if share.all_branches else None,
+        attachments=services.shared_files(share, shown.messages),  # one query, as on /c/<id>
     )
     response = make_response(html)
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _shared_file_or_404(share_id: str, file_id: str):
+    share, _conversation = _public_or_404(share_id)
+    try:
+        return services.shared_file(share, file_id)
+    except NotFound:
+        abort(404)
+
+
+def _unindexed(response):
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "private, no-cache"  # a revoked link stops at once
+    return response
+
+
+@bp.get("/s/<share_id>/files/<file_id>")
+def file(share_id: str, file_id: str):
+    """A file of a message the share shows, when the share includes files; served as to its
+    owner (:func:`webchat.files.views.send`), ``noindex``. Otherwise a 404."""
+    return _unindexed(file_views.file_answer(_shared_file_or_404(share_id, file_id)))
+
+
+@bp.get("/s/<share_id>/files/<file_id>/thumbnail")
+def file_thumbnail(share_id: str, file_id: str):
+    """An image's thumbnail under the share, on the same terms as :func:`file`."""
+    return _unindexed(file_views.thumbnail_answer(_shared_file_or_404(share_id, file_id)))
 
 
 @bp.post("/s/<share_id>/continue")
