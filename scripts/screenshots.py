@@ -452,7 +452,7 @@ def main(only: str | None = None) -> None:
                     )
                     page = ctx.new_page()
                     sign_in(page, server, OUT / "sign-in.png" if scheme == "light" else None)
-                    page.get_by_role("link", name="Streaming SSE from Flask").click()
+                    page.get_by_role("link", name="Streaming SSE from Flask").first.click()
                     page.wait_for_selector("article.msg.assistant")
                     reply = page.locator("article.msg.assistant").last
                     reply.locator("pre").first.hover()  # its toolbar and the code's Copy show
@@ -461,7 +461,7 @@ def main(only: str | None = None) -> None:
                     tree_shots(page, scheme)
                     organise_shots(browser, server, ctx, scheme, share_id)
                     approval_shots(page, server.url, scheme)
-                    page.get_by_role("link", name="Streaming SSE from Flask").click()
+                    page.get_by_role("link", name="Streaming SSE from Flask").first.click()
                     page.wait_for_selector("article.msg.assistant")
                     if scheme == "dark":
                         page.goto(server.url + "/search?q=stream+events")
