@@ -33,6 +33,9 @@ def test_every_page_has_no_serious_axe_violation(page: Page, server, scheme):
         page.locator("details.tool-step > summary").first.click()
         page.locator("details.settings > summary").click()
         found[f"conversation, open, at {width}"] = axe_run(page)
+        page.locator("details.settings > summary").click()  # closed again
+        page.locator("article.msg.assistant").last.hover()  # a reply's toolbar shows on hover
+        found[f"conversation, a reply's toolbar, at {width}"] = axe_run(page)
     for where, violations in found.items():
         for v in violations:
             print(f"{scheme} {where}: {v['impact']} {v['id']} — {v['help']} {v['nodes'][:3]}")

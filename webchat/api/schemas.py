@@ -59,9 +59,14 @@ Title = Annotated[
 ]
 ModelId = Annotated[str, StringConstraints(pattern=STORABLE, max_length=200)]
 Cursor = Annotated[str, StringConstraints(pattern=CURSOR)]
+# A name whose spaces are collapsed keeps a character that is not a space by Python's str.split,
+# which also splits at U+001C–U+001F and U+0085, unlike JSON Schema's \s; a tag, one that is not
+# the leading "#" it drops either.
+SPLIT_NOT_BLANK = r"^[^\u0000]*[^\s\u0000\u001c-\u001f\u0085][^\u0000]*$"
+TAG_PATTERN = r"^[^\u0000]*[^\s\u0000\u001c-\u001f\u0085#][^\u0000]*$"
 TagName = Annotated[
     str,
-    StringConstraints(pattern=NOT_BLANK, min_length=1, max_length=50),
+    StringConstraints(pattern=TAG_PATTERN, min_length=1, max_length=50),
     AfterValidator(_storable),
 ]
 # Any JSON value whose strings (keys too) are storable.
@@ -488,7 +493,7 @@ class ModelList(BaseModel):
 
 ProjectName = Annotated[
     str,
-    StringConstraints(pattern=NOT_BLANK, min_length=1, max_length=100),
+    StringConstraints(pattern=SPLIT_NOT_BLANK, min_length=1, max_length=100),
     AfterValidator(_storable),
 ]
 
