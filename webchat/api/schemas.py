@@ -446,7 +446,9 @@ class ConversationCreate(Body):
         description="A project of yours (404 otherwise); its default model applies when no "
         "model is given."
     )
-    tags: list[TagName] = optional(description="Its tags (at most 20), created as needed.")
+    tags: list[TagName] = optional(
+        max_length=20, description="Its tags (at most 20), created as needed."
+    )
 
 
 class ConversationPatch(Body):
@@ -461,7 +463,7 @@ class ConversationPatch(Body):
     )
     system_prompt: Text | None = optional(description="null removes it.")
     project_id: uuid.UUID | None = optional(description="Move it to a project; null: to none.")
-    tags: list[TagName] = optional(description="Replaces its tags (at most 20).")
+    tags: list[TagName] = optional(max_length=20, description="Replaces its tags (at most 20).")
     tools: list[Annotated[str, Field(max_length=64, json_schema_extra=TOOL_SERVERS)]] | None = (
         optional(
             description="The tool servers the model may use (see ConversationOut.tools: 'webchat', "
